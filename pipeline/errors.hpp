@@ -1,0 +1,31 @@
+// Error types that decide the process exit code.
+//
+//   UsageError, ConfigError, InputError -> exit 2 (the user can fix it)
+//   anything else                       -> exit 1
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace pretext {
+
+/// Wrong command-line usage.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A config mistake. The message already names file:line:column and the key.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Bad input data: a missing, truncated or malformed file, or an impossible split.
+/// The message names the file and what was expected.
+class InputError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace pretext

@@ -1,0 +1,109 @@
+#include "pipeline/run/run_options.hpp"
+
+#include <thread>
+
+namespace pretext {
+namespace {
+
+constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist/";
+
+OptimizerOptions read_optimizer(config::Section& s, const OptimizerOptions& defaults) {
+  OptimizerOptions o;
+  o.kind = s.choice("optimizer", defaults.kind, {"adam", "sgd"}, "optimiser");
+  o.lr = s.number("lr", defaults.lr, 1e-8, 10.0, "learning rate");
+  o.weight_decay = s.number("weight_decay", defaults.weight_decay, 0.0, 1.0, "L2 weight decay");
+  o.momentum = s.number("momentum", defaults.momentum, 0.0, 0.999, "SGD momentum (sgd only)");
+  return o;
+}
+
+DataOptions read_data(config::Section& s) {
+  DataOptions d;
+  d.source = s.choice("source", d.source, {"idx", "svhn_mat"},
+                      "idx: IDX files (gzip or raw); svhn_mat: SVHN *_32x32.mat");
+  const bool idx = d.source == "idx";
+  d.path = s.string("path", idx ? std::string(kFashionMnistDir) + "train-images-idx3-ubyte.gz" : "",
+                    "training file: unlabelled, labelled and validation images are drawn from it");
+  if (d.path.empty()) s.fail("path", "a path to the training file (e.g. train_32x32.mat)");
+  d.test_path = s.string("test_path", idx ? std::string(kFashionMnistDir) + "t10k-images-idx3-ubyte.gz" : "",
+                         "test file, evaluated separately; empty: no test evaluation");
+  if (idx) {
+    d.labels_path = s.string("labels_path", "", "IDX label file; empty: derived from path");
+    d.test_labels_path = s.string("test_labels_path", "", "IDX test label file; empty: derived from test_path");
+  }
+  d.labelled = s.integer("labelled", d.labelled, 1, 10'000'000, "labelled training images for transfer");
+  d.validation = s.integer("validation", d.validation, 1, 10'000'000, "labelled validation images");
+  d.unlabelled = s.integer("unlabelled", d.unlabelled, 0, 100'000'000,
+                           "unlabelled images for the pretext task; 0: all that remain");
+  d.pad_to = s.integer("pad_to", d.pad_to, 0, 4096, "zero-pad images to this square size; 0: keep");
+  return d;
+}
+
+}  // namespace
+
+RunSections::RunSections(config::Document& document)
+    : root(document, ""),
+      data(root.child("data")),
+      pipeline(root.child("pipeline")),
+      trainer(root.child("trainer")),
+      plugins(root.child("plugins")),
+      model(root.child("model")),
+      pretext(root.child("pretext")),
+      pretext_loss(pretext.child("loss")),
+      transfer(root.child("transfer")),
+      transfer_loss(transfer.child("loss")),
+      pretext_stages(pretext.table_array("stages")),
+      transfer_stages(transfer.table_array("stages")) {}
+
+void RunSections::finish() const {
+  for (const config::Section* s : {&root, &data, &pipeline, &trainer, &plugins, &model, &pretext, &pretext_loss,
+                                   &transfer, &transfer_loss})
+    s->finish();
+  for (const auto& s : pretext_stages) s.finish();
+  for (const auto& s : transfer_stages) s.finish();
+}
+
+RunOptions read_run_options(RunSections& s) {
+  RunOptions o;
+  o.seed = static_cast<std::uint64_t>(
+      s.root.integer("seed", 0, 0, INT64_MAX, "seeds shuffling, splits, augmentation and initialisation"));
+  const auto cores = static_cast<std::int64_t>(std::max(1U, std::thread::hardware_concurrency()));
+  o.threads = s.root.integer("threads", cores, 1, 1024, "LibTorch intra-op threads");
+
+  o.data = read_data(s.data);
+
+  o.pipeline.threads = s.pipeline.integer("threads", o.threads, 1, 1024,
+                                          "oneTBB threads for the input graph, the trainer's included");
+  o.pipeline.block_size = s.pipeline.integer("block_size", o.pipeline.block_size, 1, 65536, "images per message");
+  o.pipeline.max_blocks_in_flight = s.pipeline.integer("max_blocks_in_flight", o.pipeline.max_blocks_in_flight, 1,
+                                                       65536, "bound on blocks in the graph at once");
+
+  o.trainer.device = s.trainer.string("device", o.trainer.device, "LibTorch device: cpu, cuda, cuda:1, ...");
+  o.trainer.memory_format = s.trainer.choice("memory_format", o.trainer.memory_format,
+                                             {"channels_last", "contiguous"}, "layout of images and conv weights");
+  o.trainer.autocast = s.trainer.choice("autocast", o.trainer.autocast, {"none", "bf16", "fp16"},
+                                        "mixed precision for forward passes");
+  o.trainer.eval_batch_size =
+      s.trainer.integer("eval_batch_size", o.trainer.eval_batch_size, 1, 1 << 20, "batch size for evaluation");
+
+  for (const auto& dir : s.plugins.strings("search_path", {}, {}, "extra directories searched for plugins"))
+    o.plugin_path.push_back(dir);
+
+  o.model_plugin = s.model.string("plugin", o.model_plugin, "model plugin: a name or a path to a library");
+
+  o.pretext.plugin = s.pretext.string("plugin", o.pretext.plugin, "pretext task plugin: a name or a path");
+  o.pretext.epochs = s.pretext.integer("epochs", o.pretext.epochs, 0, 100000, "pretext training epochs");
+  o.pretext.batch_size = s.pretext.integer("batch_size", o.pretext.batch_size, 1, 1 << 16,
+                                           "samples per pretext step (after views)");
+  o.pretext.optimizer = read_optimizer(s.pretext, OptimizerOptions{});
+  o.pretext_loss_plugin = s.pretext_loss.string("plugin", o.pretext_loss_plugin, "loss plugin for the pretext task");
+
+  o.transfer.modes = s.transfer.strings("modes", o.transfer.modes, {"fixed", "finetuned", "scratch"},
+                                        "transfer modes to run, in order");
+  o.transfer.epochs = s.transfer.integer("epochs", o.transfer.epochs, 0, 100000, "transfer epochs per mode");
+  o.transfer.batch_size = s.transfer.integer("batch_size", o.transfer.batch_size, 1, 1 << 16, "transfer batch size");
+  o.transfer.optimizer = read_optimizer(s.transfer, OptimizerOptions{});
+  o.transfer_loss_plugin = s.transfer_loss.string("plugin", o.transfer_loss_plugin, "loss plugin for transfer");
+  return o;
+}
+
+}  // namespace pretext

@@ -1,0 +1,101 @@
+// The host's options: one struct per config section, defaults and docs in
+// run_options.cpp, validated there and only there. Plugin-owned keys live in
+// the same tables ([model], [pretext], [transfer.loss], stages) and are read
+// by the plugins themselves through the same Sections.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pipeline/config/document.hpp"
+#include "pipeline/config/section.hpp"
+
+namespace pretext {
+
+struct OptimizerOptions {
+  std::string kind = "adam";  // adam | sgd
+  double lr = 1e-3;
+  double weight_decay = 0.0;
+  double momentum = 0.9;  // sgd only
+};
+
+struct DataOptions {
+  std::string source = "idx";  // idx | svhn_mat
+  std::string path;            // training file (labelled + validation + unlabelled come from it)
+  std::string test_path;       // evaluated separately
+  std::string labels_path;     // idx only; derived from path when empty
+  std::string test_labels_path;
+  std::int64_t labelled = 500;
+  std::int64_t validation = 2000;
+  std::int64_t unlabelled = 0;  // 0: all the rest
+  std::int64_t pad_to = 32;     // 0: keep the file's size
+};
+
+struct PipelineOptions {
+  std::int64_t threads = 2;  // oneTBB arena, trainer thread included
+  std::int64_t block_size = 64;
+  std::int64_t max_blocks_in_flight = 16;
+};
+
+struct TrainerOptions {
+  std::string device = "cpu";
+  std::string memory_format = "channels_last";  // channels_last | contiguous
+  std::string autocast = "none";                // none | bf16 | fp16
+  std::int64_t eval_batch_size = 500;
+};
+
+struct PretextOptions {
+  std::string plugin = "rotation";
+  std::int64_t epochs = 1;
+  std::int64_t batch_size = 32;
+  OptimizerOptions optimizer;
+};
+
+struct TransferOptions {
+  std::vector<std::string> modes = {"fixed", "finetuned", "scratch"};
+  std::int64_t epochs = 30;
+  std::int64_t batch_size = 32;
+  OptimizerOptions optimizer;
+};
+
+struct RunOptions {
+  std::uint64_t seed = 0;
+  std::int64_t threads = 2;  // LibTorch intra-op threads
+  std::vector<std::string> plugin_path;
+  std::string model_plugin = "conv4";
+  std::string pretext_loss_plugin = "cross_entropy";
+  std::string transfer_loss_plugin = "cross_entropy";
+  DataOptions data;
+  PipelineOptions pipeline;
+  TrainerOptions trainer;
+  PretextOptions pretext;
+  TransferOptions transfer;
+};
+
+/// Every table of a run config, open for reading. Keeps track of what was
+/// read so that finish() can reject the keys nobody knows.
+struct RunSections {
+  explicit RunSections(config::Document& document);
+
+  config::Section root;
+  config::Section data;
+  config::Section pipeline;
+  config::Section trainer;
+  config::Section plugins;
+  config::Section model;
+  config::Section pretext;
+  config::Section pretext_loss;
+  config::Section transfer;
+  config::Section transfer_loss;
+  std::vector<config::Section> pretext_stages;
+  std::vector<config::Section> transfer_stages;
+
+  /// Unknown-key check on every table; call after the plugins have read theirs.
+  void finish() const;
+};
+
+/// Reads and validates the host's keys. Throws ConfigError.
+RunOptions read_run_options(RunSections& sections);
+
+}  // namespace pretext

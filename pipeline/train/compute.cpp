@@ -1,0 +1,106 @@
+#include "pipeline/train/compute.hpp"
+
+#include <ATen/autocast_mode.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/sgd.h>
+
+#include "pipeline/errors.hpp"
+
+namespace pretext {
+namespace {
+
+/// Enables autocast for one forward pass and restores the previous state.
+class AutocastScope {
+ public:
+  AutocastScope(torch::DeviceType device, at::ScalarType dtype) : cuda_(device == torch::kCUDA) {
+    if (cuda_) {
+      previous_ = at::autocast::is_enabled();
+      previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
+      at::autocast::set_autocast_gpu_dtype(dtype);
+      at::autocast::set_enabled(true);
+    } else {
+      previous_ = at::autocast::is_cpu_enabled();
+      previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
+      at::autocast::set_autocast_cpu_dtype(dtype);
+      at::autocast::set_cpu_enabled(true);
+    }
+    at::autocast::increment_nesting();
+  }
+  ~AutocastScope() {
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    if (cuda_) {
+      at::autocast::set_enabled(previous_);
+      at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+    } else {
+      at::autocast::set_cpu_enabled(previous_);
+      at::autocast::set_autocast_cpu_dtype(previous_dtype_);
+    }
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool cuda_;
+  bool previous_ = false;
+  at::ScalarType previous_dtype_ = at::kFloat;
+};
+
+}  // namespace
+
+Compute Compute::from(const TrainerOptions& options) {
+  Compute c;
+  try {
+    c.device = torch::Device(options.device);
+  } catch (const std::exception&) {
+    throw InputError("trainer.device: '" + options.device + "' is not a LibTorch device (expected cpu, cuda or cuda:N)");
+  }
+  if (c.device.is_cuda() && !torch::cuda::is_available())
+    throw InputError("trainer.device is '" + options.device + "' but this LibTorch build has no usable CUDA device");
+  c.channels_last = options.memory_format == "channels_last";
+  c.autocast = options.autocast;
+  return c;
+}
+
+torch::Tensor Compute::place(const torch::Tensor& images) const {
+  auto t = images.to(device);
+  return channels_last ? t.contiguous(torch::MemoryFormat::ChannelsLast) : t.contiguous();
+}
+
+torch::Tensor Compute::images(const stages::Batch& batch) const {
+  const auto& s = batch.shape;
+  // The batch's buffer is reused by the graph after this call: copy out of it.
+  auto view = torch::from_blob(const_cast<float*>(batch.pixels.data()), {batch.count, s.channels, s.height, s.width},
+                               torch::kFloat);
+  return place(view.clone());
+}
+
+torch::Tensor Compute::labels(const stages::Batch& batch) const {
+  auto view = torch::from_blob(const_cast<std::int64_t*>(batch.labels.data()), {batch.count}, torch::kLong);
+  return view.clone().to(device);
+}
+
+void Compute::place(torch::nn::Module& module) const {
+  module.to(device);
+  if (!channels_last) return;
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters())
+    if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+}
+
+torch::Tensor Compute::autocast_forward(const std::function<torch::Tensor()>& forward) const {
+  if (autocast == "none") return forward();
+  const auto dtype = autocast == "bf16" ? at::kBFloat16 : at::kHalf;
+  AutocastScope scope(device.type(), dtype);
+  return forward().to(torch::kFloat);
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
+                                                        std::vector<torch::Tensor> parameters) {
+  if (options.kind == "sgd")
+    return std::make_unique<torch::optim::SGD>(
+        parameters, torch::optim::SGDOptions(options.lr).momentum(options.momentum).weight_decay(options.weight_decay));
+  return std::make_unique<torch::optim::Adam>(
+      parameters, torch::optim::AdamOptions(options.lr).weight_decay(options.weight_decay));
+}
+
+}  // namespace pretext

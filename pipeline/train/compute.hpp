@@ -1,0 +1,40 @@
+// Where and how tensors are computed: device, memory format, autocast.
+// Everything the trainer does with a tensor goes through these helpers, so a
+// CUDA build of LibTorch works by changing trainer.device alone.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pipeline/run/run_options.hpp"
+#include "pretext/sdk.hpp"
+#include "stages/epoch_graph.hpp"
+
+namespace pretext {
+
+struct Compute {
+  torch::Device device = torch::kCPU;
+  bool channels_last = true;
+  std::string autocast = "none";  // none | bf16 | fp16
+
+  /// From [trainer]; ConfigError-free (validated already), but an unknown
+  /// device string throws InputError naming trainer.device.
+  static Compute from(const TrainerOptions& options);
+
+  /// A batch from the flow graph as (N, C, H, W) on the device, in the layout.
+  [[nodiscard]] torch::Tensor images(const stages::Batch& batch) const;
+  [[nodiscard]] torch::Tensor labels(const stages::Batch& batch) const;
+  /// A (N, C, H, W) CPU tensor moved to the device, in the layout.
+  [[nodiscard]] torch::Tensor place(const torch::Tensor& images) const;
+  /// Moves a module to the device and its 4-D weights to the layout.
+  void place(torch::nn::Module& module) const;
+  /// Runs `forward` under autocast when configured; the result is float32.
+  torch::Tensor autocast_forward(const std::function<torch::Tensor()>& forward) const;
+};
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
+                                                        std::vector<torch::Tensor> parameters);
+
+}  // namespace pretext

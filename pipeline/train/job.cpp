@@ -1,0 +1,302 @@
+#include "pipeline/train/job.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <iomanip>
+#include <sstream>
+
+#include "pipeline/errors.hpp"
+#include "pipeline/train/trainer.hpp"
+#include "pipeline/train/training_context.hpp"
+#include "stages/builtin_stages.hpp"
+
+namespace pretext {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Distinct torch seeds per phase, so each mode's initialisation does not
+// depend on which modes ran before it.
+std::uint64_t phase_seed(std::uint64_t seed, const std::string& phase) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (char c : phase) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+  return SampleRng::mix(seed ^ h) >> 1;
+}
+
+std::filesystem::path default_run_directory(const std::filesystem::path& config) {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  std::ostringstream name;
+  name << config.stem().string() << '-' << std::put_time(&local, "%Y%m%d-%H%M%S");
+  return std::filesystem::path("runs") / name.str();
+}
+
+std::string percent(double fraction) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(2) << 100.0 * fraction << '%';
+  return out.str();
+}
+
+std::string fixed(double value, int digits) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(digits) << value;
+  return out.str();
+}
+
+data::ImageSet load_split_file(const DataOptions& d, const std::string& path, const std::string& labels) {
+  if (d.source == "svhn_mat") return data::load_svhn_mat(path);
+  return data::load_idx(path, labels.empty() ? data::idx_labels_path_for(path) : std::filesystem::path(labels));
+}
+
+stages::EpochSpec epoch_spec(const data::ImageSet& set, const std::vector<std::uint32_t>& indices,
+                             std::uint64_t seed, std::int64_t epoch, std::int64_t batch_size,
+                             const PipelineOptions& pipeline) {
+  stages::EpochSpec spec;
+  spec.plan.images = &set;
+  spec.plan.order = stages::shuffled(indices, seed, static_cast<std::uint64_t>(epoch));
+  spec.plan.seed = seed;
+  spec.plan.epoch = static_cast<std::uint64_t>(epoch);
+  spec.batch_size = static_cast<int>(batch_size);
+  // Batch norm cannot train on a lone sample; drop the ragged tail instead.
+  spec.drop_last = true;
+  spec.graph.threads = static_cast<int>(pipeline.threads);
+  spec.graph.block_size = static_cast<int>(pipeline.block_size);
+  spec.graph.max_blocks_in_flight = static_cast<int>(pipeline.max_blocks_in_flight);
+  return spec;
+}
+
+}  // namespace
+
+Job::Job(const JobRequest& request) : document_(config::Document::load(request.config)) {
+  for (const auto& assignment : request.overrides) document_.apply_override(assignment);
+  RunSections sections(document_);
+  options_ = read_run_options(sections);
+  compute_ = Compute::from(options_.trainer);
+  load_plugins(sections);
+  sections.finish();
+  out_ = request.out.empty() ? default_run_directory(request.config) : request.out;
+  load_data();
+}
+
+Job::~Job() = default;
+
+void Job::load_plugins(RunSections& sections) {
+  host_.set_search_path({options_.plugin_path.begin(), options_.plugin_path.end()});
+  for (auto& [name, maker] : stages::builtin_stages()) host_.builtins().add_stage(name, maker);
+
+  model_ = host_.make_model(host_.resolve(ComponentKind::model, options_.model_plugin), sections.model);
+  task_ = host_.make_pretext(host_.resolve(ComponentKind::pretext, options_.pretext.plugin), sections.pretext);
+  pretext_loss_ =
+      host_.make_loss(host_.resolve(ComponentKind::loss, options_.pretext_loss_plugin), sections.pretext_loss);
+  transfer_loss_ =
+      host_.make_loss(host_.resolve(ComponentKind::loss, options_.transfer_loss_plugin), sections.transfer_loss);
+
+  auto make_stages = [&](std::vector<config::Section>& specs, std::vector<std::shared_ptr<const Stage>>& out) {
+    for (auto& spec : specs) {
+      const std::string name = spec.string("name", "", "stage name, e.g. color_jitter");
+      if (name.empty()) spec.fail("name", "the name of a stage");
+      out.push_back(host_.make_stage(host_.resolve(ComponentKind::stage, name), spec));
+    }
+  };
+  make_stages(sections.pretext_stages, pretext_stages_);
+  make_stages(sections.transfer_stages, transfer_stages_);
+}
+
+void Job::load_data() {
+  const DataOptions& d = options_.data;
+  train_ = load_split_file(d, d.path, d.labels_path);
+  if (!d.test_path.empty()) test_ = load_split_file(d, d.test_path, d.test_labels_path);
+  if (d.pad_to > 0) {
+    data::pad_to(train_, static_cast<int>(d.pad_to));
+    if (!d.test_path.empty()) data::pad_to(test_, static_cast<int>(d.pad_to));
+  }
+  if (!d.test_path.empty() && test_.shape != train_.shape)
+    throw InputError("data.test_path: images in " + test_.origin + " have another shape than those in " +
+                     train_.origin);
+  classes_ = 1 + *std::max_element(train_.labels.begin(), train_.labels.end());
+  if (!d.test_path.empty()) data::check_labels(test_, classes_);
+  split_ = data::split_indices(train_.size(), d.labelled, d.validation, d.unlabelled, options_.seed, train_.origin);
+  if (split_.unlabelled.empty() && options_.pretext.epochs > 0)
+    throw InputError("no unlabelled images left in " + train_.origin + " for the pretext task");
+}
+
+toml::table Job::run(Progress& progress) {
+  const auto started = Clock::now();
+  torch::set_num_threads(static_cast<int>(options_.threads));
+  RunDirectory dir(out_);
+  dir.write_resolved_config(resolved_config());
+
+  toml::table summary;
+  summary.insert("seed", static_cast<std::int64_t>(options_.seed));
+  summary.insert("threads", options_.threads);
+  summary.insert("run_directory", out_.string());
+  progress.line("pretext: run directory " + out_.string() + " (" + std::to_string(split_.unlabelled.size()) +
+                " unlabelled, " + std::to_string(split_.labelled.size()) + " labelled, " +
+                std::to_string(split_.validation.size()) + " validation, " + std::to_string(test_.size()) +
+                " test images)");
+
+  const auto pretrained = run_pretext(dir, progress, summary);
+  summary.insert("transfer", toml::table{});
+  for (const auto& mode : options_.transfer.modes) run_transfer(mode, pretrained, dir, progress, summary);
+
+  const double wall = std::chrono::duration<double>(Clock::now() - started).count();
+  summary.insert("wall_seconds", wall);
+  summary.insert("data_wait_fraction", graph_seconds_ > 0 ? wait_seconds_ / graph_seconds_ : 0.0);
+  dir.flush_metrics();
+  dir.write_summary(summary);
+  progress.line("done in " + fixed(wall, 1) + " s; trainer waited for data " +
+                percent(graph_seconds_ > 0 ? wait_seconds_ / graph_seconds_ : 0.0) + " of the time; summary in " +
+                dir.file("summary.json").string());
+  return summary;
+}
+
+std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress, toml::table& summary) {
+  torch::manual_seed(phase_seed(options_.seed, "pretext"));
+  HostTrainingContext context(compute_, ModelInput{train_.shape}, model_, pretext_loss_, options_.pretext.optimizer,
+                              out_.string());
+  task_->setup(context);
+  const auto& p = options_.pretext;
+  const std::int64_t samples = static_cast<std::int64_t>(split_.unlabelled.size()) * task_->views_per_image();
+  progress.begin_phase("pretext " + p.plugin, p.epochs, samples / p.batch_size);
+
+  toml::table section;
+  EpochReport last;
+  double seconds = 0.0;
+  for (std::int64_t epoch = 0; epoch < p.epochs; ++epoch) {
+    auto spec = epoch_spec(train_, split_.unlabelled, options_.seed, epoch, p.batch_size, options_.pipeline);
+    spec.views = task_.get();
+    spec.stages = pretext_stages_;
+    last = train_epoch(spec, compute_,
+                       [&](const torch::Tensor& x, const torch::Tensor& y) { return task_->train_step(x, y); },
+                       progress, epoch);
+    task_->end_epoch(static_cast<int>(epoch));
+    seconds += last.seconds;
+    wait_seconds_ += last.wait_seconds;
+    graph_seconds_ += last.seconds;
+    const int e = static_cast<int>(epoch) + 1;
+    dir.add_metric("pretext", e, "loss", last.loss);
+    if (last.accuracy >= 0) dir.add_metric("pretext", e, "accuracy", last.accuracy);
+    dir.add_metric("pretext", e, "images_per_second", last.images_per_second);
+    dir.add_metric("pretext", e, "data_wait_fraction", last.wait_seconds / std::max(last.seconds, 1e-9));
+    for (const auto& [name, value] : last.extra) dir.add_metric("pretext", e, name, value);
+    dir.flush_metrics();
+    progress.line("pretext epoch " + std::to_string(e) + "/" + std::to_string(p.epochs) + ": loss " +
+                  fixed(last.loss, 4) + (last.accuracy >= 0 ? ", accuracy " + fixed(last.accuracy, 4) : "") + ", " +
+                  fixed(last.images_per_second, 0) + " img/s, data wait " +
+                  percent(last.wait_seconds / std::max(last.seconds, 1e-9)));
+  }
+
+  const auto backbone = task_->backbone();
+  commit_file_atomically(dir.file("pretext.pt"), [&](const std::filesystem::path& tmp) {
+    torch::serialize::OutputArchive archive;
+    task_->save(archive);
+    archive.save_to(tmp.string());
+  });
+  commit_file_atomically(dir.file("backbone.pt"), [&](const std::filesystem::path& tmp) {
+    torch::serialize::OutputArchive archive;
+    backbone->save(archive);
+    archive.save_to(tmp.string());
+  });
+
+  section.insert("final_loss", last.loss);
+  if (last.accuracy >= 0) section.insert("final_accuracy", last.accuracy);
+  section.insert("images_per_second", last.images_per_second);
+  section.insert("seconds", seconds);
+  summary.insert("pretext", std::move(section));
+  return backbone;
+}
+
+void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>& pretrained, RunDirectory& dir,
+                       Progress& progress, toml::table& summary) {
+  const auto started = Clock::now();
+  const auto& t = options_.transfer;
+  const bool fixed_features = mode == "fixed";
+  torch::manual_seed(phase_seed(options_.seed, "transfer." + mode));
+
+  auto backbone = model_->make_backbone(ModelInput{train_.shape});
+  compute_.place(*backbone);
+  if (mode != "scratch") copy_weights(*pretrained, *backbone);
+  auto head = model_->make_head(backbone->feature_shape(), classes_);
+  compute_.place(*head);
+
+  std::vector<torch::Tensor> parameters = head->parameters();
+  if (fixed_features) {
+    // Frozen features: no gradients, and eval mode keeps batch-norm statistics
+    // and dropout exactly as the pretext task left them.
+    for (auto& p : backbone->parameters()) p.set_requires_grad(false);
+    backbone->eval();
+  } else {
+    for (auto& p : backbone->parameters()) parameters.push_back(p);
+    backbone->train();
+  }
+  auto optimizer = make_optimizer(t.optimizer, parameters);
+  const Loss& loss_fn = *transfer_loss_;
+
+  const auto validation = decode_subset(train_, split_.validation);
+  const std::string phase = "transfer." + mode;
+  progress.begin_phase(phase, t.epochs, static_cast<std::int64_t>(split_.labelled.size()) / t.batch_size);
+
+  double best = -1.0;
+  std::int64_t best_epoch = 0;
+  double val_accuracy = 0.0;
+  for (std::int64_t epoch = 0; epoch < t.epochs; ++epoch) {
+    auto spec = epoch_spec(train_, split_.labelled, options_.seed, epoch, t.batch_size, options_.pipeline);
+    spec.drop_last = split_.labelled.size() > static_cast<std::size_t>(t.batch_size);
+    spec.stages = transfer_stages_;
+    head->train();
+    const auto report = train_epoch(
+        spec, compute_,
+        [&](const torch::Tensor& images, const torch::Tensor& labels) {
+          const torch::Tensor logits = compute_.autocast_forward([&] {
+            if (!fixed_features) return head->forward(backbone->forward(images));
+            torch::Tensor features;
+            {
+              torch::NoGradGuard no_grad;
+              features = backbone->forward(images);
+            }
+            return head->forward(features);
+          });
+          const torch::Tensor loss = loss_fn(logits, labels);
+          optimizer->zero_grad();
+          loss.backward();
+          optimizer->step();
+          StepResult r;
+          r.loss = loss.item<double>();
+          r.correct = logits.argmax(1).eq(labels).sum().item<std::int64_t>();
+          r.count = images.size(0);
+          return r;
+        },
+        progress, epoch);
+    wait_seconds_ += report.wait_seconds;
+    graph_seconds_ += report.seconds;
+    val_accuracy = evaluate_accuracy(*backbone, *head, validation, compute_, options_.trainer.eval_batch_size);
+    if (val_accuracy > best) {
+      best = val_accuracy;
+      best_epoch = epoch + 1;
+    }
+    const int e = static_cast<int>(epoch) + 1;
+    dir.add_metric(phase, e, "train_loss", report.loss);
+    dir.add_metric(phase, e, "train_accuracy", report.accuracy);
+    dir.add_metric(phase, e, "val_accuracy", val_accuracy);
+    dir.flush_metrics();
+    progress.line(phase + " epoch " + std::to_string(e) + "/" + std::to_string(t.epochs) + ": loss " +
+                  fixed(report.loss, 4) + ", train " + fixed(report.accuracy, 4) + ", val " + fixed(val_accuracy, 4));
+  }
+
+  toml::table result;
+  result.insert("val_accuracy", val_accuracy);
+  result.insert("best_val_accuracy", std::max(best, 0.0));
+  result.insert("best_epoch", best_epoch);
+  if (!options_.data.test_path.empty()) {
+    const double test_accuracy =
+        evaluate_accuracy(*backbone, *head, decode_all(test_), compute_, options_.trainer.eval_batch_size);
+    result.insert("test_accuracy", test_accuracy);
+    progress.line(phase + ": val " + fixed(val_accuracy, 4) + ", test " + fixed(test_accuracy, 4));
+  }
+  result.insert("seconds", std::chrono::duration<double>(Clock::now() - started).count());
+  summary["transfer"].as_table()->insert(mode, std::move(result));
+}
+
+}  // namespace pretext

@@ -1,0 +1,73 @@
+// The job behind `pretext run`: pretext training on the unlabelled split,
+// then transfer to the labelled split in each configured mode, then
+// evaluation on validation and test data.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "data/image_set.hpp"
+#include "data/split.hpp"
+#include "pipeline/config/document.hpp"
+#include "pipeline/plugin_host/plugin_host.hpp"
+#include "pipeline/run/progress.hpp"
+#include "pipeline/run/run_directory.hpp"
+#include "pipeline/run/run_options.hpp"
+#include "pipeline/train/compute.hpp"
+
+namespace pretext {
+
+struct JobRequest {
+  std::filesystem::path config;
+  std::vector<std::string> overrides;  // "key=value"
+  std::filesystem::path out;           // empty: runs/<config name>-<time>
+};
+
+class Job {
+ public:
+  /// Reads and validates the whole config (plugins included), then loads the
+  /// data. Every mistake surfaces here, before anything is written.
+  explicit Job(const JobRequest& request);
+  ~Job();
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
+
+  [[nodiscard]] const RunOptions& options() const { return options_; }
+  [[nodiscard]] std::string resolved_config() const { return document_.resolved_text(); }
+
+  /// Runs everything into the run directory and returns the summary.
+  toml::table run(Progress& progress);
+  [[nodiscard]] const std::filesystem::path& run_directory() const { return out_; }
+
+ private:
+  struct Phase;
+  void load_plugins(RunSections& sections);
+  void load_data();
+  std::shared_ptr<Backbone> run_pretext(RunDirectory& dir, Progress& progress, toml::table& summary);
+  void run_transfer(const std::string& mode, const std::shared_ptr<Backbone>& pretrained, RunDirectory& dir,
+                    Progress& progress, toml::table& summary);
+
+  PluginHost host_;  // declared first: destroyed last, after every object its libraries made
+  config::Document document_;
+  RunOptions options_;
+  std::filesystem::path out_;
+  Compute compute_;
+  std::shared_ptr<Model> model_;
+  std::shared_ptr<PretextTask> task_;
+  std::shared_ptr<Loss> pretext_loss_;
+  std::shared_ptr<Loss> transfer_loss_;
+  std::vector<std::shared_ptr<const Stage>> pretext_stages_;
+  std::vector<std::shared_ptr<const Stage>> transfer_stages_;
+  data::ImageSet train_;
+  data::ImageSet test_;
+  data::Split split_;
+  std::int64_t classes_ = 0;
+  double wait_seconds_ = 0.0;
+  double graph_seconds_ = 0.0;
+};
+
+}  // namespace pretext

@@ -1,0 +1,92 @@
+#include "pipeline/train/trainer.hpp"
+
+#include <cmath>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include "stages/image_ops.hpp"
+
+namespace pretext {
+
+EpochReport train_epoch(const stages::EpochSpec& spec, const Compute& compute, const TrainStep& step,
+                        Progress& progress, std::int64_t epoch) {
+  EpochReport report;
+  double loss_sum = 0.0;
+  std::int64_t correct = 0;
+  std::int64_t counted = 0;
+  std::int64_t steps = 0;
+  std::map<std::string, double> extra_sum;
+  const auto started = std::chrono::steady_clock::now();
+
+  const auto stats = stages::run_epoch(spec, [&](const stages::Batch& batch) {
+    const StepResult result = step(compute.images(batch), compute.labels(batch));
+    ++steps;
+    if (!std::isfinite(result.loss)) {
+      std::ostringstream msg;
+      msg << "training diverged: loss is " << result.loss << " at epoch " << epoch + 1 << ", step " << steps;
+      throw std::runtime_error(msg.str());
+    }
+    loss_sum += result.loss * static_cast<double>(batch.count);
+    if (result.correct >= 0) {
+      correct += result.correct;
+      counted += result.count;
+    }
+    for (const auto& [name, value] : result.extra) extra_sum[name] += value;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    report.samples += static_cast<std::uint64_t>(batch.count);
+    progress.step(epoch, steps, result.loss, static_cast<double>(report.samples) / std::max(elapsed, 1e-9));
+  });
+
+  report.seconds = stats.seconds;
+  report.wait_seconds = stats.wait_seconds;
+  report.loss = report.samples > 0 ? loss_sum / static_cast<double>(report.samples) : 0.0;
+  report.accuracy = counted > 0 ? static_cast<double>(correct) / static_cast<double>(counted) : -1.0;
+  report.images_per_second = static_cast<double>(report.samples) / std::max(stats.seconds, 1e-9);
+  for (const auto& [name, sum] : extra_sum) report.extra.emplace_back(name, sum / static_cast<double>(steps));
+  return report;
+}
+
+LabelledTensors decode_subset(const data::ImageSet& set, const std::vector<std::uint32_t>& indices) {
+  const auto& s = set.shape;
+  const auto n = static_cast<std::int64_t>(indices.size());
+  LabelledTensors out;
+  out.images = torch::empty({n, s.channels, s.height, s.width}, torch::kFloat);
+  out.labels = torch::empty({n}, torch::kLong);
+  float* pixels = out.images.data_ptr<float>();
+  std::int64_t* labels = out.labels.data_ptr<std::int64_t>();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto idx = indices[static_cast<std::size_t>(i)];
+    stages::to_float(set.image(idx), {pixels + static_cast<std::size_t>(i) * s.numel(), s});
+    labels[i] = set.labels[idx];
+  }
+  return out;
+}
+
+LabelledTensors decode_all(const data::ImageSet& set) {
+  std::vector<std::uint32_t> all(set.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::uint32_t>(i);
+  return decode_subset(set, all);
+}
+
+double evaluate_accuracy(Backbone& backbone, Head& head, const LabelledTensors& data, const Compute& compute,
+                         std::int64_t batch_size) {
+  if (data.size() == 0) return 0.0;
+  const bool backbone_training = backbone.is_training();
+  const bool head_training = head.is_training();
+  backbone.eval();
+  head.eval();
+  torch::NoGradGuard no_grad;
+  std::int64_t correct = 0;
+  for (std::int64_t start = 0; start < data.size(); start += batch_size) {
+    const std::int64_t end = std::min(start + batch_size, data.size());
+    const auto images = compute.place(data.images.slice(0, start, end));
+    const auto logits = compute.autocast_forward([&] { return head.forward(backbone.forward(images)); });
+    correct += logits.argmax(1).cpu().eq(data.labels.slice(0, start, end)).sum().item<std::int64_t>();
+  }
+  backbone.train(backbone_training);
+  head.train(head_training);
+  return static_cast<double>(correct) / static_cast<double>(data.size());
+}
+
+}  // namespace pretext

@@ -1,0 +1,48 @@
+// Training and evaluation loops shared by the pretext and transfer phases.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "data/image_set.hpp"
+#include "pipeline/run/progress.hpp"
+#include "pipeline/train/compute.hpp"
+#include "stages/epoch_graph.hpp"
+
+namespace pretext {
+
+/// What one training epoch did.
+struct EpochReport {
+  double loss = 0.0;      // mean over samples
+  double accuracy = -1.0;  // -1 when the steps report none
+  double images_per_second = 0.0;
+  double seconds = 0.0;
+  double wait_seconds = 0.0;  // trainer idle, waiting for data
+  std::uint64_t samples = 0;
+  std::vector<std::pair<std::string, double>> extra;  // task metrics, averaged over steps
+};
+
+using TrainStep = std::function<StepResult(const torch::Tensor& images, const torch::Tensor& labels)>;
+
+/// Runs one epoch through the flow graph, calling `step` on every batch.
+/// A NaN or infinite loss stops training with an error naming the step.
+EpochReport train_epoch(const stages::EpochSpec& spec, const Compute& compute, const TrainStep& step,
+                        Progress& progress, std::int64_t epoch);
+
+/// A labelled subset decoded once for evaluation: (N, C, H, W) float on the CPU.
+struct LabelledTensors {
+  torch::Tensor images;
+  torch::Tensor labels;
+  [[nodiscard]] std::int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
+};
+LabelledTensors decode_subset(const data::ImageSet& set, const std::vector<std::uint32_t>& indices);
+LabelledTensors decode_all(const data::ImageSet& set);
+
+/// Top-1 accuracy of head(backbone(x)) in eval mode; restores training mode.
+double evaluate_accuracy(Backbone& backbone, Head& head, const LabelledTensors& data, const Compute& compute,
+                         std::int64_t batch_size);
+
+}  // namespace pretext

@@ -1,0 +1,52 @@
+#include "pipeline/train/training_context.hpp"
+
+#include <stdexcept>
+
+namespace pretext {
+
+HostTrainingContext::HostTrainingContext(Compute compute, ModelInput input, std::shared_ptr<Model> model,
+                                         std::shared_ptr<Loss> loss, OptimizerOptions optimizer,
+                                         std::string run_directory)
+    : compute_(std::move(compute)),
+      input_(input),
+      model_(std::move(model)),
+      loss_(std::move(loss)),
+      optimizer_(std::move(optimizer)),
+      run_directory_(std::move(run_directory)) {}
+
+std::shared_ptr<Backbone> HostTrainingContext::make_backbone() {
+  auto backbone = model_->make_backbone(input_);
+  compute_.place(*backbone);
+  return backbone;
+}
+
+std::shared_ptr<Head> HostTrainingContext::make_head(const FeatureShape& features, std::int64_t classes) {
+  auto head = model_->make_head(features, classes);
+  compute_.place(*head);
+  return head;
+}
+
+std::unique_ptr<torch::optim::Optimizer> HostTrainingContext::make_optimizer(std::vector<torch::Tensor> parameters) {
+  return pretext::make_optimizer(optimizer_, std::move(parameters));
+}
+
+torch::Tensor HostTrainingContext::autocast(const std::function<torch::Tensor()>& forward) {
+  return compute_.autocast_forward(forward);
+}
+
+void copy_weights(const torch::nn::Module& from, torch::nn::Module& to) {
+  torch::NoGradGuard no_grad;
+  auto copy = [](const auto& source, auto&& target, const char* what) {
+    for (const auto& item : source) {
+      const torch::Tensor* dst = target.find(item.key());
+      if (dst == nullptr) throw std::runtime_error(std::string("transfer: ") + what + " '" + item.key() + "' missing");
+      if (!dst->sizes().equals(item.value().sizes()))
+        throw std::runtime_error(std::string("transfer: ") + what + " '" + item.key() + "' has another shape");
+      const_cast<torch::Tensor*>(dst)->copy_(item.value());
+    }
+  };
+  copy(from.named_parameters(), to.named_parameters(), "parameter");
+  copy(from.named_buffers(), to.named_buffers(), "buffer");
+}
+
+}  // namespace pretext

@@ -1,0 +1,37 @@
+// The host's side of pretext::TrainingContext: what a pretext task may ask for.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "pipeline/train/compute.hpp"
+
+namespace pretext {
+
+class HostTrainingContext final : public TrainingContext {
+ public:
+  HostTrainingContext(Compute compute, ModelInput input, std::shared_ptr<Model> model, std::shared_ptr<Loss> loss,
+                      OptimizerOptions optimizer, std::string run_directory);
+
+  [[nodiscard]] torch::Device device() const override { return compute_.device; }
+  [[nodiscard]] ModelInput input() const override { return input_; }
+  std::shared_ptr<Backbone> make_backbone() override;
+  std::shared_ptr<Head> make_head(const FeatureShape& features, std::int64_t classes) override;
+  std::shared_ptr<Loss> make_loss() override { return loss_; }
+  std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<torch::Tensor> parameters) override;
+  torch::Tensor autocast(const std::function<torch::Tensor()>& forward) override;
+  [[nodiscard]] std::string run_directory() const override { return run_directory_; }
+
+ private:
+  Compute compute_;
+  ModelInput input_;
+  std::shared_ptr<Model> model_;
+  std::shared_ptr<Loss> loss_;
+  OptimizerOptions optimizer_;
+  std::string run_directory_;
+};
+
+/// Copies every parameter and buffer of `from` into `to` (same structure).
+void copy_weights(const torch::nn::Module& from, torch::nn::Module& to);
+
+}  // namespace pretext

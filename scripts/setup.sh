@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs pretext's Debian 12 packages (as root, idempotent), then configures
+# and builds in ./build (Release). Nothing is downloaded from anywhere else.
+#
+#   scripts/setup.sh                 # everything: CLI, plugins, tests, benchmarks
+#   scripts/setup.sh --target pretext  # only what `pretext run` needs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build pkg-config ccache
+  libtorch-dev libopenblas0-pthread   # LibTorch 1.13 (CPU); OpenBLAS instead of the reference BLAS
+  libtbb-dev libtomlplusplus-dev libboost-dev libboost-filesystem-dev
+  libmatio-dev zlib1g-dev
+  googletest libgtest-dev
+  dataset-fashion-mnist               # the built-in default data
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then echo "setup: run as root to install packages" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+build_args=()
+if [[ ${1:-} == --target ]]; then build_args=(--target "$2"); fi
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+# Each LibTorch translation unit needs ~1.5 GB while compiling; cap the jobs by memory too.
+jobs=$(nproc)
+mem_jobs=$(( $(awk '/MemAvailable/ {print $2}' /proc/meminfo) / 1600000 ))
+(( mem_jobs >= 1 && mem_jobs < jobs )) && jobs=$mem_jobs
+cmake --build build -j "$jobs" "${build_args[@]}"

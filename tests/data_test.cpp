@@ -1,0 +1,589 @@
+// Tests for the dataset loaders (data/image_set.hpp). Every input file is
+// written by the test itself into a private temporary directory.
+#include <gtest/gtest.h>
+#include <matio.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "data/image_set.hpp"
+#include "pipeline/errors.hpp"
+
+namespace fs = std::filesystem;
+using pretext::ImageShape;
+using pretext::InputError;
+using pretext::data::ImageSet;
+
+namespace {
+
+/// A directory of its own for one test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = fs::temp_directory_path() / ("pretext_data_test_" + std::to_string(::getpid()) + "_" +
+                                         std::to_string(counter++) + "_" + (test ? test->name() : "setup"));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  TempDir(TempDir&&) = delete;
+  TempDir& operator=(TempDir&&) = delete;
+
+  [[nodiscard]] fs::path file(const std::string& name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+/// Runs `load`, expects an InputError, and checks its message names `file`
+/// and contains each of `fragments`.
+void expect_input_error(const std::function<void()>& load, const fs::path& file,
+                        const std::vector<std::string>& fragments = {}) {
+  try {
+    load();
+    ADD_FAILURE() << "expected InputError for " << file;
+  } catch (const InputError& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find(file.filename().string()), std::string::npos) << "message: " << message;
+    for (const auto& fragment : fragments) {
+      EXPECT_NE(message.find(fragment), std::string::npos) << "missing '" << fragment << "' in: " << message;
+    }
+  } catch (const std::exception& error) {
+    ADD_FAILURE() << "expected InputError, got another exception: " << error.what();
+  }
+}
+
+void truncate_file(const fs::path& file, std::uintmax_t new_size) { fs::resize_file(file, new_size); }
+
+void write_bytes(const fs::path& file, const std::vector<std::uint8_t>& bytes) {
+  std::ofstream out(file, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  if (!out) throw std::runtime_error("cannot write " + file.string());
+}
+
+// ---------------------------------------------------------------------------
+// SVHN .mat files
+
+/// Writes MAT files with matio, as MATLAB would have.
+class MatWriter {
+ public:
+  MatWriter(const fs::path& file, mat_ft version, matio_compression compression = MAT_COMPRESSION_NONE)
+      : mat_(Mat_CreateVer(file.c_str(), nullptr, version)), compression_(compression) {}
+  ~MatWriter() {
+    if (mat_ != nullptr) Mat_Close(mat_);
+  }
+  MatWriter(const MatWriter&) = delete;
+  MatWriter& operator=(const MatWriter&) = delete;
+  MatWriter(MatWriter&&) = delete;
+  MatWriter& operator=(MatWriter&&) = delete;
+
+  [[nodiscard]] bool ok() const { return mat_ != nullptr; }
+
+  void add(const char* name, matio_classes class_type, matio_types data_type, std::vector<std::size_t> dims,
+           void* data) {
+    if (mat_ == nullptr) throw std::runtime_error("MAT file was not created");
+    matvar_t* var = Mat_VarCreate(name, class_type, data_type, static_cast<int>(dims.size()), dims.data(), data,
+                                  MAT_F_DONT_COPY_DATA);
+    if (var == nullptr) throw std::runtime_error(std::string("cannot create variable ") + name);
+    const int status = Mat_VarWrite(mat_, var, compression_);
+    Mat_VarFree(var);
+    if (status != 0) throw std::runtime_error(std::string("cannot write variable ") + name);
+  }
+
+ private:
+  mat_t* mat_;
+  matio_compression compression_;
+};
+
+constexpr std::size_t kSvhnImage = std::size_t{32} * 32 * 3;
+
+/// A pixel value that differs under any swap of row/column or channel/image.
+std::uint8_t svhn_value(std::size_t r, std::size_t c, std::size_t ch, std::size_t n) {
+  return static_cast<std::uint8_t>((r * 7 + c * 13 + ch * 71 + n * 101) & 0xFF);
+}
+
+/// X in MATLAB column-major order: (r, c, ch, n) at r + 32c + 1024ch + 3072n.
+std::vector<std::uint8_t> svhn_pixels(std::size_t count) {
+  std::vector<std::uint8_t> x(count * kSvhnImage);
+  for (std::size_t n = 0; n < count; ++n)
+    for (std::size_t ch = 0; ch < 3; ++ch)
+      for (std::size_t c = 0; c < 32; ++c)
+        for (std::size_t r = 0; r < 32; ++r) x[r + 32 * c + 1024 * ch + 3072 * n] = svhn_value(r, c, ch, n);
+  return x;
+}
+
+/// An SVHN-like file: X 32x32x3xN uint8 and y Nx1 double, like the published ones.
+void write_svhn(const fs::path& file, std::vector<double> labels, mat_ft version = MAT_FT_MAT5,
+                matio_compression compression = MAT_COMPRESSION_NONE) {
+  std::vector<std::uint8_t> x = svhn_pixels(labels.size());
+  MatWriter writer(file, version, compression);
+  writer.add("X", MAT_C_UINT8, MAT_T_UINT8, {32, 32, 3, labels.size()}, x.data());
+  writer.add("y", MAT_C_DOUBLE, MAT_T_DOUBLE, {labels.size(), 1}, labels.data());
+}
+
+void expect_svhn_layout(const ImageSet& set, std::size_t count) {
+  ASSERT_EQ(set.shape, (ImageShape{3, 32, 32}));
+  ASSERT_EQ(set.size(), count);
+  ASSERT_EQ(set.pixels.size(), count * kSvhnImage);
+  std::size_t mismatches = 0;
+  for (std::size_t n = 0; n < count; ++n)
+    for (std::size_t ch = 0; ch < 3; ++ch)
+      for (std::size_t r = 0; r < 32; ++r)
+        for (std::size_t c = 0; c < 32; ++c)
+          mismatches += set.pixels[n * 3072 + ch * 1024 + r * 32 + c] != svhn_value(r, c, ch, n);
+  EXPECT_EQ(mismatches, 0u);
+}
+
+TEST(SvhnMat, ReadsColumnMajorXAsPlanarChwAndLabelTenAsZero) {
+  TempDir dir;
+  const auto file = dir.file("train_32x32.mat");
+  write_svhn(file, {10, 1, 7});
+
+  const ImageSet set = pretext::data::load_svhn_mat(file);
+  expect_svhn_layout(set, 3);
+  // Spot checks written out by hand: out[n*3072 + ch*1024 + r*32 + c].
+  EXPECT_EQ(set.pixels[0], svhn_value(0, 0, 0, 0));
+  EXPECT_EQ(set.pixels[1], svhn_value(0, 1, 0, 0));   // next column, not next row
+  EXPECT_EQ(set.pixels[32], svhn_value(1, 0, 0, 0));  // next row
+  EXPECT_EQ(set.pixels[1 * 3072 + 2 * 1024 + 5 * 32 + 7], svhn_value(5, 7, 2, 1));
+  EXPECT_EQ(set.pixels[2 * 3072 + 1 * 1024 + 31 * 32 + 0], svhn_value(31, 0, 1, 2));
+  EXPECT_EQ(set.image(2)[3071], svhn_value(31, 31, 2, 2));
+  EXPECT_EQ(set.labels, (std::vector<std::int64_t>{0, 1, 7}));
+  EXPECT_EQ(set.origin, file.string());
+}
+
+TEST(SvhnMat, ReadsZlibCompressedV5LikeThePublishedFiles) {
+  TempDir dir;
+  const auto file = dir.file("test_32x32.mat");
+  write_svhn(file, {3, 10, 9, 2}, MAT_FT_MAT5, MAT_COMPRESSION_ZLIB);
+  const ImageSet set = pretext::data::load_svhn_mat(file);
+  expect_svhn_layout(set, 4);
+  EXPECT_EQ(set.labels, (std::vector<std::int64_t>{3, 0, 9, 2}));
+}
+
+TEST(SvhnMat, ReadsV73HdfFiles) {
+  TempDir dir;
+  const auto file = dir.file("extra_32x32.mat");
+  if (!MatWriter(dir.file("probe.mat"), MAT_FT_MAT73).ok()) GTEST_SKIP() << "matio built without HDF5";
+  write_svhn(file, {10, 5}, MAT_FT_MAT73);
+  const ImageSet set = pretext::data::load_svhn_mat(file);
+  expect_svhn_layout(set, 2);
+  EXPECT_EQ(set.labels, (std::vector<std::int64_t>{0, 5}));
+}
+
+TEST(SvhnMat, ReadsOneImageStoredAs32x32x3) {
+  // MATLAB drops trailing singleton dimensions when it saves one image.
+  TempDir dir;
+  const auto file = dir.file("one.mat");
+  std::vector<std::uint8_t> x = svhn_pixels(1);
+  double label = 4;
+  {
+    MatWriter writer(file, MAT_FT_MAT5);
+    writer.add("X", MAT_C_UINT8, MAT_T_UINT8, {32, 32, 3}, x.data());
+    writer.add("y", MAT_C_DOUBLE, MAT_T_DOUBLE, {1, 1}, &label);
+  }
+  const ImageSet set = pretext::data::load_svhn_mat(file);
+  expect_svhn_layout(set, 1);
+  EXPECT_EQ(set.labels, (std::vector<std::int64_t>{4}));
+}
+
+TEST(SvhnMat, AcceptsLabelsOfAnyNumericClass) {
+  TempDir dir;
+  const auto file = dir.file("uint8_labels.mat");
+  std::vector<std::uint8_t> x = svhn_pixels(2);
+  std::vector<std::uint8_t> labels = {10, 8};
+  {
+    MatWriter writer(file, MAT_FT_MAT5);
+    writer.add("X", MAT_C_UINT8, MAT_T_UINT8, {32, 32, 3, 2}, x.data());
+    writer.add("y", MAT_C_UINT8, MAT_T_UINT8, {2, 1}, labels.data());
+  }
+  EXPECT_EQ(pretext::data::load_svhn_mat(file).labels, (std::vector<std::int64_t>{0, 8}));
+}
+
+TEST(SvhnMatErrors, MissingFile) {
+  TempDir dir;
+  const auto file = dir.file("absent_32x32.mat");
+  expect_input_error([&] { pretext::data::load_svhn_mat(file); }, file, {"not found"});
+}
+
+TEST(SvhnMatErrors, NotAMatFile) {
+  TempDir dir;
+  const auto text = dir.file("notes.mat");
+  std::ofstream(text) << std::string(300, 'x');
+  expect_input_error([&] { pretext::data::load_svhn_mat(text); }, text, {"not a MAT file"});
+
+  // matio itself would accept an empty file as MATLAB v4.
+  const auto empty = dir.file("empty.mat");
+  write_bytes(empty, {});
+  expect_input_error([&] { pretext::data::load_svhn_mat(empty); }, empty, {"0 bytes"});
+}
+
+TEST(SvhnMatErrors, MissingLabels) {
+  TempDir dir;
+  const auto file = dir.file("no_y.mat");
+  std::vector<std::uint8_t> x = svhn_pixels(2);
+  MatWriter(file, MAT_FT_MAT5).add("X", MAT_C_UINT8, MAT_T_UINT8, {32, 32, 3, 2}, x.data());
+  expect_input_error([&] { pretext::data::load_svhn_mat(file); }, file, {"'y'", "variables: X"});
+}
+
+TEST(SvhnMatErrors, MissingImages) {
+  TempDir dir;
+  const auto file = dir.file("no_x.mat");
+  std::vector<double> y = {1, 2};
+  MatWriter(file, MAT_FT_MAT5).add("y", MAT_C_DOUBLE, MAT_T_DOUBLE, {2, 1}, y.data());
+  expect_input_error([&] { pretext::data::load_svhn_mat(file); }, file, {"'X'"});
+}
+
+TEST(SvhnMatErrors, WrongImageDimensions) {
+  TempDir dir;
+  const auto file = dir.file("mnist_sized.mat");
+  std::vector<std::uint8_t> x(std::size_t{28} * 28 * 3 * 2, 1);
+  std::vector<double> y = {1, 2};
+  {
+    MatWriter writer(file, MAT_FT_MAT5);
+    writer.add("X", MAT_C_UINT8, MAT_T_UINT8, {28, 28, 3, 2}, x.data());
+    writer.add("y", MAT_C_DOUBLE, MAT_T_DOUBLE, {2, 1}, y.data());
+  }
+  expect_input_error([&] { pretext::data::load_svhn_mat(file); }, file, {"32x32x3xN", "28x28x3x2"});
+}
+
+TEST(SvhnMatErrors, ImagesNotUint8) {
+  TempDir dir;
+  const auto file = dir.file("double_x.mat");
+  std::vector<double> x(kSvhnImage, 0.5);
+  double y = 1;
+  {
+    MatWriter writer(file, MAT_FT_MAT5);
+    writer.add("X", MAT_C_DOUBLE, MAT_T_DOUBLE, {32, 32, 3, 1}, x.data());
+    writer.add("y", MAT_C_DOUBLE, MAT_T_DOUBLE, {1, 1}, &y);
+  }
+  expect_input_error([&] { pretext::data::load_svhn_mat(file); }, file, {"uint8", "double"});
+}
+
+TEST(SvhnMatErrors, LabelCountMismatch) {
+  TempDir dir;
+  const auto file = dir.file("short_y.mat");
+  std::vector<std::uint8_t> x = svhn_pixels(3);
+  std::vector<double> y = {1, 2};
+  {
+    MatWriter writer(file, MAT_FT_MAT5);
+    writer.add("X", MAT_C_UINT8, MAT_T_UINT8, {32, 32, 3, 3}, x.data());
+    writer.add("y", MAT_C_DOUBLE, MAT_T_DOUBLE, {2, 1}, y.data());
+  }
+  expect_input_error([&] { pretext::data::load_svhn_mat(file); }, file, {"3 labels", "found 2"});
+}
+
+TEST(SvhnMatErrors, LabelOutsideOneToTen) {
+  TempDir dir;
+  const auto too_big = dir.file("label_11.mat");
+  write_svhn(too_big, {1, 10, 11});
+  expect_input_error([&] { pretext::data::load_svhn_mat(too_big); }, too_big, {"found 11 at index 2", "1..10"});
+
+  // Zero-based labels are the classic mistake when re-saving SVHN.
+  const auto zero = dir.file("label_0.mat");
+  write_svhn(zero, {0, 4});
+  expect_input_error([&] { pretext::data::load_svhn_mat(zero); }, zero, {"found 0 at index 0"});
+
+  const auto fraction = dir.file("label_fraction.mat");
+  write_svhn(fraction, {3, 2.5});
+  expect_input_error([&] { pretext::data::load_svhn_mat(fraction); }, fraction, {"found 2.5 at index 1"});
+}
+
+TEST(SvhnMatErrors, NoImages) {
+  TempDir dir;
+  const auto file = dir.file("empty_x.mat");
+  {
+    MatWriter writer(file, MAT_FT_MAT5);
+    writer.add("X", MAT_C_UINT8, MAT_T_UINT8, {32, 32, 3, 0}, nullptr);
+    writer.add("y", MAT_C_DOUBLE, MAT_T_DOUBLE, {0, 1}, nullptr);
+  }
+  expect_input_error([&] { pretext::data::load_svhn_mat(file); }, file, {"no images"});
+}
+
+TEST(SvhnMatErrors, TruncatedFile) {
+  TempDir dir;
+  for (const auto compression : {MAT_COMPRESSION_NONE, MAT_COMPRESSION_ZLIB}) {
+    const auto file = dir.file(compression == MAT_COMPRESSION_NONE ? "half.mat" : "half_zlib.mat");
+    write_svhn(file, {1, 2, 3, 4, 5, 6, 7, 8}, MAT_FT_MAT5, compression);
+    truncate_file(file, fs::file_size(file) / 2);
+    expect_input_error([&] { pretext::data::load_svhn_mat(file); }, file, {"truncated"});
+  }
+}
+
+TEST(SvhnMatErrors, TruncatedInsideLabelsOnly) {
+  // X is whole; matio alone would report y as merely missing.
+  TempDir dir;
+  const auto file = dir.file("cut_y.mat");
+  write_svhn(file, {1, 2, 3, 4, 5, 6, 7, 8});
+  truncate_file(file, fs::file_size(file) - 16);
+  expect_input_error([&] { pretext::data::load_svhn_mat(file); }, file, {"truncated"});
+}
+
+// ---------------------------------------------------------------------------
+// IDX files
+
+void put_u32(std::vector<std::uint8_t>& bytes, std::uint32_t value) {
+  for (int shift = 24; shift >= 0; shift -= 8) bytes.push_back(static_cast<std::uint8_t>(value >> shift));
+}
+
+std::vector<std::uint8_t> idx_images(std::uint32_t count, std::uint32_t height, std::uint32_t width,
+                                     const std::vector<std::uint8_t>& pixels, std::uint32_t magic = 0x803) {
+  std::vector<std::uint8_t> bytes;
+  put_u32(bytes, magic);
+  put_u32(bytes, count);
+  put_u32(bytes, height);
+  put_u32(bytes, width);
+  bytes.insert(bytes.end(), pixels.begin(), pixels.end());
+  return bytes;
+}
+
+std::vector<std::uint8_t> idx_labels(const std::vector<std::uint8_t>& labels, std::uint32_t magic = 0x801) {
+  std::vector<std::uint8_t> bytes;
+  put_u32(bytes, magic);
+  put_u32(bytes, static_cast<std::uint32_t>(labels.size()));
+  bytes.insert(bytes.end(), labels.begin(), labels.end());
+  return bytes;
+}
+
+void write_gzip(const fs::path& file, const std::vector<std::uint8_t>& bytes) {
+  gzFile out = gzopen(file.c_str(), "wb");
+  if (out == nullptr) throw std::runtime_error("cannot create " + file.string());
+  const int written = gzwrite(out, bytes.data(), static_cast<unsigned>(bytes.size()));
+  if (gzclose(out) != Z_OK || written != static_cast<int>(bytes.size())) {
+    throw std::runtime_error("cannot write " + file.string());
+  }
+}
+
+/// Pixels with no pattern zlib could shrink, so truncating the .gz cuts data.
+std::vector<std::uint8_t> noise(std::size_t size) {
+  std::vector<std::uint8_t> bytes(size);
+  std::uint32_t state = 12345;
+  for (auto& byte : bytes) {
+    state = state * 1664525u + 1013904223u;
+    byte = static_cast<std::uint8_t>(state >> 24);
+  }
+  return bytes;
+}
+
+const std::vector<std::uint8_t> kPixels = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18};  // 3 of 2x3
+
+void expect_small_idx_set(const ImageSet& set) {
+  EXPECT_EQ(set.shape, (ImageShape{1, 2, 3}));
+  EXPECT_EQ(set.pixels, kPixels);
+  EXPECT_EQ(set.labels, (std::vector<std::int64_t>{9, 0, 4}));
+}
+
+TEST(Idx, RoundTripsRawFiles) {
+  TempDir dir;
+  const auto images = dir.file("train-images-idx3-ubyte");
+  const auto labels = dir.file("train-labels-idx1-ubyte");
+  write_bytes(images, idx_images(3, 2, 3, kPixels));
+  write_bytes(labels, idx_labels({9, 0, 4}));
+  const ImageSet set = pretext::data::load_idx(images, labels);
+  expect_small_idx_set(set);
+  EXPECT_NE(set.origin.find(images.string()), std::string::npos);
+  EXPECT_NE(set.origin.find(labels.string()), std::string::npos);
+}
+
+TEST(Idx, RoundTripsGzipFiles) {
+  TempDir dir;
+  const auto images = dir.file("t10k-images-idx3-ubyte.gz");
+  const auto labels = dir.file("t10k-labels-idx1-ubyte.gz");
+  write_gzip(images, idx_images(3, 2, 3, kPixels));
+  write_gzip(labels, idx_labels({9, 0, 4}));
+  expect_small_idx_set(pretext::data::load_idx(images, labels));
+
+  // Each file's form is detected on its own.
+  const auto raw_labels = dir.file("raw-labels");
+  write_bytes(raw_labels, idx_labels({9, 0, 4}));
+  expect_small_idx_set(pretext::data::load_idx(images, raw_labels));
+}
+
+TEST(IdxErrors, WrongMagic) {
+  TempDir dir;
+  const auto images = dir.file("images.idx");
+  const auto labels = dir.file("labels.idx");
+  write_bytes(images, idx_labels({1, 2, 3}));  // a label file where images belong
+  write_bytes(labels, idx_labels({1, 2, 3}));
+  expect_input_error([&] { pretext::data::load_idx(images, labels); }, images,
+                     {"expected IDX magic 0x00000803", "found 0x00000801"});
+
+  write_bytes(images, idx_images(3, 2, 3, kPixels));
+  write_bytes(labels, idx_labels({1, 2, 3}, 0x00000802));
+  expect_input_error([&] { pretext::data::load_idx(images, labels); }, labels, {"0x00000801", "0x00000802"});
+}
+
+TEST(IdxErrors, TruncatedImages) {
+  TempDir dir;
+  const auto images = dir.file("cut-images-idx3-ubyte");
+  const auto labels = dir.file("cut-labels-idx1-ubyte");
+  write_bytes(images, idx_images(3, 2, 3, std::vector<std::uint8_t>(kPixels.begin(), kPixels.end() - 4)));
+  write_bytes(labels, idx_labels({1, 2, 3}));
+  expect_input_error([&] { pretext::data::load_idx(images, labels); }, images, {"expected 18 bytes", "got 14"});
+
+  write_bytes(images, {0, 0, 8, 3, 0, 0});
+  expect_input_error([&] { pretext::data::load_idx(images, labels); }, images, {"header", "got 6"});
+}
+
+TEST(IdxErrors, TruncatedGzip) {
+  TempDir dir;
+  const auto images = dir.file("cut-images-idx3-ubyte.gz");
+  const auto labels = dir.file("cut-labels-idx1-ubyte.gz");
+  write_gzip(images, idx_images(40, 28, 28, noise(std::size_t{40} * 28 * 28)));
+  write_gzip(labels, idx_labels(std::vector<std::uint8_t>(40, 1)));
+  const auto whole_size = fs::file_size(images);
+
+  truncate_file(images, whole_size / 2);
+  expect_input_error([&] { pretext::data::load_idx(images, labels); }, images, {"expected 31360 bytes", "ends early"});
+
+  // All data present, only the CRC/length trailer cut off.
+  write_gzip(images, idx_images(40, 28, 28, noise(std::size_t{40} * 28 * 28)));
+  truncate_file(images, whole_size - 4);
+  expect_input_error([&] { pretext::data::load_idx(images, labels); }, images, {"trailer"});
+}
+
+TEST(IdxErrors, MoreDataThanDeclared) {
+  TempDir dir;
+  const auto images = dir.file("long-images");
+  const auto labels = dir.file("long-labels");
+  std::vector<std::uint8_t> bytes = idx_images(3, 2, 3, kPixels);
+  bytes.push_back(99);
+  write_bytes(images, bytes);
+  write_bytes(labels, idx_labels({1, 2, 3}));
+  expect_input_error([&] { pretext::data::load_idx(images, labels); }, images, {"more data"});
+}
+
+TEST(IdxErrors, CountMismatch) {
+  TempDir dir;
+  const auto images = dir.file("images3");
+  const auto labels = dir.file("labels2");
+  write_bytes(images, idx_images(3, 2, 3, kPixels));
+  write_bytes(labels, idx_labels({1, 2}));
+  expect_input_error([&] { pretext::data::load_idx(images, labels); }, labels, {"images3", "(3)", "found 2"});
+}
+
+TEST(IdxErrors, MissingFiles) {
+  TempDir dir;
+  const auto images = dir.file("gone-images-idx3-ubyte.gz");
+  const auto labels = dir.file("gone-labels-idx1-ubyte.gz");
+  expect_input_error([&] { pretext::data::load_idx(images, labels); }, images, {"not found"});
+  write_gzip(images, idx_images(3, 2, 3, kPixels));
+  expect_input_error([&] { pretext::data::load_idx(images, labels); }, labels, {"not found"});
+}
+
+TEST(IdxErrors, ZeroImages) {
+  TempDir dir;
+  const auto images = dir.file("none-images");
+  const auto labels = dir.file("none-labels");
+  write_bytes(images, idx_images(0, 28, 28, {}));
+  write_bytes(labels, idx_labels({}));
+  expect_input_error([&] { pretext::data::load_idx(images, labels); }, images, {"0 images"});
+}
+
+TEST(IdxLabelsPath, PairsImageFileWithLabelFile) {
+  EXPECT_EQ(pretext::data::idx_labels_path_for("/d/fashion/train-images-idx3-ubyte.gz"),
+            fs::path("/d/fashion/train-labels-idx1-ubyte.gz"));
+  EXPECT_EQ(pretext::data::idx_labels_path_for("t10k-images-idx3-ubyte"), fs::path("t10k-labels-idx1-ubyte"));
+  // Only the file name is rewritten, never the directory.
+  EXPECT_EQ(pretext::data::idx_labels_path_for("/images-idx3/a-images-idx3-ubyte"),
+            fs::path("/images-idx3/a-labels-idx1-ubyte"));
+  expect_input_error([] { pretext::data::idx_labels_path_for("/d/train_32x32.mat"); }, "train_32x32.mat",
+                     {"images-idx3"});
+}
+
+// ---------------------------------------------------------------------------
+// pad_to and check_labels
+
+ImageSet make_set(ImageShape shape, std::vector<std::uint8_t> pixels, std::size_t count) {
+  ImageSet set;
+  set.shape = shape;
+  set.pixels = std::move(pixels);
+  set.labels.assign(count, 0);
+  set.origin = "memory-set";
+  return set;
+}
+
+TEST(PadTo, PadsSymmetricallyWithZeros) {
+  ImageSet set = make_set({1, 2, 2}, {1, 2, 3, 4}, 1);
+  pretext::data::pad_to(set, 4);
+  EXPECT_EQ(set.shape, (ImageShape{1, 4, 4}));
+  const std::vector<std::uint8_t> expected = {
+      0, 0, 0, 0,  //
+      0, 1, 2, 0,  //
+      0, 3, 4, 0,  //
+      0, 0, 0, 0,  //
+  };
+  EXPECT_EQ(set.pixels, expected);
+}
+
+TEST(PadTo, PutsTheOddPixelAtBottomRight) {
+  ImageSet set = make_set({1, 1, 2}, {5, 6}, 1);
+  pretext::data::pad_to(set, 4);  // rows: 1 above, 2 below; columns: 1 left, 1 right
+  const std::vector<std::uint8_t> expected = {
+      0, 0, 0, 0,  //
+      0, 5, 6, 0,  //
+      0, 0, 0, 0,  //
+      0, 0, 0, 0,  //
+  };
+  EXPECT_EQ(set.pixels, expected);
+
+  ImageSet narrow = make_set({1, 2, 1}, {7, 8}, 1);
+  pretext::data::pad_to(narrow, 3);  // rows: 0 above, 1 below; columns: 1 left, 1 right
+  const std::vector<std::uint8_t> expected_narrow = {0, 7, 0, 0, 8, 0, 0, 0, 0};
+  EXPECT_EQ(narrow.pixels, expected_narrow);
+}
+
+TEST(PadTo, PadsEveryChannelOfEveryImage) {
+  ImageSet set = make_set({2, 1, 1}, {1, 2, 3, 4}, 2);
+  pretext::data::pad_to(set, 3);
+  ASSERT_EQ(set.pixels.size(), 2u * 2u * 9u);
+  for (std::size_t plane = 0; plane < 4; ++plane) {
+    for (std::size_t i = 0; i < 9; ++i) {
+      EXPECT_EQ(set.pixels[plane * 9 + i], i == 4 ? plane + 1 : 0) << "plane " << plane << " pixel " << i;
+    }
+  }
+}
+
+TEST(PadTo, LeavesImagesOfTheTargetSizeAlone) {
+  ImageSet set = make_set({1, 2, 2}, {1, 2, 3, 4}, 1);
+  pretext::data::pad_to(set, 2);
+  EXPECT_EQ(set.shape, (ImageShape{1, 2, 2}));
+  EXPECT_EQ(set.pixels, (std::vector<std::uint8_t>{1, 2, 3, 4}));
+}
+
+TEST(PadTo, RejectsImagesLargerThanTheTarget) {
+  ImageSet set = make_set({1, 2, 5}, std::vector<std::uint8_t>(10, 1), 1);
+  expect_input_error([&] { pretext::data::pad_to(set, 4); }, "memory-set", {"2x5", "4x4"});
+  EXPECT_EQ(set.shape, (ImageShape{1, 2, 5}));
+}
+
+TEST(CheckLabels, AcceptsLabelsInRange) {
+  ImageSet set = make_set({1, 1, 1}, {0, 0, 0}, 3);
+  set.labels = {0, 9, 5};
+  EXPECT_NO_THROW(pretext::data::check_labels(set, 10));
+}
+
+TEST(CheckLabels, NamesTheFirstLabelOutOfRange) {
+  ImageSet set = make_set({1, 1, 1}, {0, 0, 0, 0}, 4);
+  set.labels = {0, 9, 10, 11};
+  expect_input_error([&] { pretext::data::check_labels(set, 10); }, "memory-set", {"found 10 at index 2", "0..9"});
+  set.labels = {0, -1};
+  expect_input_error([&] { pretext::data::check_labels(set, 10); }, "memory-set", {"found -1 at index 1"});
+}
+
+}  // namespace

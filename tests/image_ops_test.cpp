@@ -1,0 +1,151 @@
+#include "stages/image_ops.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "stages/builtin_stages.hpp"
+
+namespace pretext::stages {
+namespace {
+
+// 4x4 single-channel image holding 0..15 row-major:
+//    0  1  2  3
+//    4  5  6  7
+//    8  9 10 11
+//   12 13 14 15
+std::vector<float> counting_image() {
+  std::vector<float> v(16);
+  std::iota(v.begin(), v.end(), 0.0F);
+  return v;
+}
+
+std::vector<float> rotated(int k) {
+  auto src = counting_image();
+  std::vector<float> dst(16, -1.0F);
+  rotate90({src.data(), {1, 4, 4}}, {dst.data(), {1, 4, 4}}, k);
+  return dst;
+}
+
+TEST(Rotate90, ZeroTurnsIsIdentity) { EXPECT_EQ(rotated(0), counting_image()); }
+
+TEST(Rotate90, OneTurnIsCounterClockwiseLikeTorchRot90) {
+  // torch.rot90(torch.arange(16.).view(4, 4), 1, [0, 1])
+  EXPECT_EQ(rotated(1), (std::vector<float>{3, 7, 11, 15, 2, 6, 10, 14, 1, 5, 9, 13, 0, 4, 8, 12}));
+}
+
+TEST(Rotate90, TwoTurnsReversesTheImage) {
+  EXPECT_EQ(rotated(2), (std::vector<float>{15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0}));
+}
+
+TEST(Rotate90, ThreeTurnsIsClockwise) {
+  EXPECT_EQ(rotated(3), (std::vector<float>{12, 8, 4, 0, 13, 9, 5, 1, 14, 10, 6, 2, 15, 11, 7, 3}));
+}
+
+TEST(Rotate90, EachChannelRotatesIndependently) {
+  std::vector<float> src(32);
+  std::iota(src.begin(), src.end(), 0.0F);
+  std::vector<float> dst(32);
+  rotate90({src.data(), {2, 4, 4}}, {dst.data(), {2, 4, 4}}, 1);
+  EXPECT_EQ(dst[0], 3.0F);
+  EXPECT_EQ(dst[16], 19.0F);
+}
+
+TEST(Rotate90, RejectsNonSquare) {
+  std::vector<float> src(8);
+  std::vector<float> dst(8);
+  EXPECT_THROW(rotate90({src.data(), {1, 2, 4}}, {dst.data(), {1, 2, 4}}, 1), std::invalid_argument);
+}
+
+std::vector<float> ramp_rgb() {
+  std::vector<float> v(3 * 8 * 8);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((i * 37) % 101) / 100.0F;
+  return v;
+}
+
+TEST(ColorJitter, ZeroJitterIsIdentity) {
+  auto img = ramp_rgb();
+  const auto original = img;
+  SampleRng rng(1, 2, 3, 0, 4);
+  color_jitter({img.data(), {3, 8, 8}}, ColorJitterParams{}, rng);
+  EXPECT_EQ(img, original);
+}
+
+TEST(ColorJitter, StaysWithinZeroOne) {
+  for (std::uint64_t seed = 0; seed < 200; ++seed) {
+    auto img = ramp_rgb();
+    SampleRng rng(seed, 0, seed, 0, 0);
+    color_jitter({img.data(), {3, 8, 8}}, {0.9, 0.9, 0.9}, rng);
+    for (float v : img) {
+      ASSERT_GE(v, 0.0F);
+      ASSERT_LE(v, 1.0F);
+    }
+  }
+}
+
+TEST(ColorJitter, BrightnessFactorStaysInItsRange) {
+  // With only brightness, a pixel of 0.5 becomes 0.5 * f with f in [0.8, 1.2].
+  for (std::uint64_t seed = 0; seed < 200; ++seed) {
+    std::vector<float> img(4, 0.5F);
+    SampleRng rng(seed, 0, 0, 0, 0);
+    color_jitter({img.data(), {1, 2, 2}}, {0.2, 0.0, 0.0}, rng);
+    ASSERT_GE(img[0], 0.4F - 1e-6F);
+    ASSERT_LE(img[0], 0.6F + 1e-6F);
+  }
+}
+
+TEST(ColorJitter, SameRngGivesSameResult) {
+  auto a = ramp_rgb();
+  auto b = ramp_rgb();
+  SampleRng ra(9, 1, 5, 2, 7);
+  SampleRng rb(9, 1, 5, 2, 7);
+  color_jitter({a.data(), {3, 8, 8}}, {0.2, 0.4, 0.5}, ra);
+  color_jitter({b.data(), {3, 8, 8}}, {0.2, 0.4, 0.5}, rb);
+  EXPECT_EQ(a, b);
+}
+
+TEST(Adjust, ContrastBlendsWithGreyMean) {
+  // Grey image {0, 1}: mean 0.5; factor 0 gives the mean everywhere.
+  std::vector<float> img{0.0F, 1.0F};
+  adjust_contrast({img.data(), {1, 1, 2}}, 0.0F);
+  EXPECT_FLOAT_EQ(img[0], 0.5F);
+  EXPECT_FLOAT_EQ(img[1], 0.5F);
+}
+
+TEST(Adjust, SaturationIsNoOpOnGrey) {
+  std::vector<float> img{0.2F, 0.7F};
+  adjust_saturation({img.data(), {1, 1, 2}}, 0.0F);
+  EXPECT_EQ(img, (std::vector<float>{0.2F, 0.7F}));
+}
+
+TEST(Adjust, ZeroSaturationGivesGreyscale) {
+  std::vector<float> img{1.0F, 0.0F, 0.0F};  // one pure red pixel, CHW
+  adjust_saturation({img.data(), {3, 1, 1}}, 0.0F);
+  for (float v : img) EXPECT_NEAR(v, 0.2989F, 1e-6F);
+}
+
+TEST(Adjust, BrightnessClampsAtOne) {
+  std::vector<float> img{0.9F};
+  adjust_brightness({img.data(), {1, 1, 1}}, 2.0F);
+  EXPECT_FLOAT_EQ(img[0], 1.0F);
+}
+
+TEST(FlipHorizontal, MirrorsRows) {
+  std::vector<float> img{1, 2, 3, 4};
+  flip_horizontal({img.data(), {1, 2, 2}});
+  EXPECT_EQ(img, (std::vector<float>{2, 1, 4, 3}));
+}
+
+TEST(BuiltinStages, NamesAreUnique) {
+  auto stages = builtin_stages();
+  std::vector<std::string> names;
+  for (auto& [name, maker] : stages) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  EXPECT_TRUE(std::adjacent_find(names.begin(), names.end()) == names.end());
+  EXPECT_FALSE(names.empty());
+}
+
+}  // namespace
+}  // namespace pretext::stages

@@ -1,0 +1,172 @@
+// End-to-end: a tiny run from a TOML file on synthetic data the test writes.
+#include "pipeline/train/job.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "pipeline/errors.hpp"
+#include "support/synthetic_idx.hpp"
+
+namespace pretext {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TinyRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::fresh_temp_dir("job");
+    train_ = testing::write_synthetic_idx(dir_, "train", 400, 16, 4, 1);
+    test_ = testing::write_synthetic_idx(dir_, "test", 100, 16, 4, 2);
+    config_ = dir_ / "tiny.toml";
+    std::ofstream(config_) << "seed = 3\nthreads = 2\n"
+                           << "[data]\nsource = \"idx\"\npath = \"" << train_.images.string() << "\"\n"
+                           << "test_path = \"" << test_.images.string() << "\"\n"
+                           << "labelled = 60\nvalidation = 60\npad_to = 16\n"
+                           << "[pipeline]\nthreads = 2\nblock_size = 16\n"
+                           << "[trainer]\nautocast = \"none\"\n"
+                           << "[model]\nplugin = \"conv4\"\nwidth = 8\n"
+                           << "[pretext]\nplugin = \"rotation\"\nepochs = 3\nbatch_size = 32\nlr = 0.003\n"
+                           << "stages = [{ name = \"color_jitter\" }]\n"
+                           << "[transfer]\nmodes = [\"fixed\", \"finetuned\", \"scratch\"]\nepochs = 2\n"
+                           << "batch_size = 16\n"
+                           << "[transfer.loss]\nlabel_smoothing = 0.1\n";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  toml::table run(const fs::path& out, std::vector<std::string> overrides = {}) {
+    Job job(JobRequest{config_, std::move(overrides), out});
+    std::ostringstream log;
+    Progress progress(log, false);
+    return job.run(progress);
+  }
+
+  fs::path dir_;
+  testing::SyntheticIdx train_;
+  testing::SyntheticIdx test_;
+  fs::path config_;
+};
+
+std::string read(const fs::path& file) {
+  std::ifstream in(file);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// metrics.csv without the rows that measure time.
+std::string deterministic_metrics(const fs::path& file) {
+  std::istringstream in(read(file));
+  std::string line;
+  std::string out;
+  while (std::getline(in, line))
+    if (line.find("per_second") == std::string::npos && line.find("wait") == std::string::npos) out += line + "\n";
+  return out;
+}
+
+std::map<int, double> pretext_losses(const fs::path& file) {
+  std::istringstream in(read(file));
+  std::string line;
+  std::map<int, double> losses;
+  while (std::getline(in, line)) {
+    if (line.rfind("pretext,", 0) != 0) continue;
+    std::istringstream row(line);
+    std::string phase, epoch, metric, value;
+    std::getline(row, phase, ',');
+    std::getline(row, epoch, ',');
+    std::getline(row, metric, ',');
+    std::getline(row, value, ',');
+    if (metric == "loss") losses[std::stoi(epoch)] = std::stod(value);
+  }
+  return losses;
+}
+
+TEST_F(TinyRun, CompletesWithAFullRunDirectoryAndFallingPretextLoss) {
+  const auto out = dir_ / "run";
+  const auto summary = run(out);
+  for (const char* name : {"config.toml", "metrics.csv", "pretext.pt", "backbone.pt", "summary.json"})
+    EXPECT_TRUE(fs::exists(out / name)) << name;
+
+  for (const char* mode : {"fixed", "finetuned", "scratch"}) {
+    const auto* m = summary["transfer"][mode].as_table();
+    ASSERT_NE(m, nullptr) << mode;
+    for (const char* key : {"val_accuracy", "test_accuracy"}) {
+      const auto v = (*m)[key].value<double>();
+      ASSERT_TRUE(v.has_value()) << mode << "." << key;
+      EXPECT_GE(*v, 0.0);
+      EXPECT_LE(*v, 1.0);
+    }
+  }
+  EXPECT_TRUE(summary["pretext"]["final_loss"].value<double>().has_value());
+  EXPECT_GT(summary["pretext"]["images_per_second"].value<double>().value_or(0.0), 0.0);
+  EXPECT_TRUE(summary["wall_seconds"].value<double>().has_value());
+  EXPECT_TRUE(summary["data_wait_fraction"].value<double>().has_value());
+
+  const auto losses = pretext_losses(out / "metrics.csv");
+  ASSERT_EQ(losses.size(), 3U);
+  EXPECT_LT(losses.at(3), losses.at(1));
+
+  // The written summary is the one returned, and the resolved config re-runs.
+  EXPECT_NE(read(out / "summary.json").find("\"val_accuracy\""), std::string::npos);
+  const auto resolved = toml::parse_file((out / "config.toml").string());
+  EXPECT_EQ(resolved["transfer"]["loss"]["label_smoothing"].value<double>(), 0.1);
+  EXPECT_EQ(resolved["model"]["dropout"].value<double>(), 0.3);  // a default, written out
+}
+
+TEST_F(TinyRun, SameSeedSameMetrics) {
+  const std::vector<std::string> shorter = {"pretext.epochs=1", "transfer.modes=[\"finetuned\"]"};
+  run(dir_ / "a", shorter);
+  run(dir_ / "b", shorter);
+  const auto a = deterministic_metrics(dir_ / "a" / "metrics.csv");
+  EXPECT_GT(a.size(), 100U);
+  EXPECT_EQ(a, deterministic_metrics(dir_ / "b" / "metrics.csv"));
+}
+
+TEST_F(TinyRun, AnotherSeedOtherMetrics) {
+  const std::vector<std::string> shorter = {"pretext.epochs=1", "transfer.modes=[\"finetuned\"]"};
+  run(dir_ / "a", shorter);
+  auto other = shorter;
+  other.push_back("seed=4");
+  run(dir_ / "b", other);
+  EXPECT_NE(deterministic_metrics(dir_ / "a" / "metrics.csv"), deterministic_metrics(dir_ / "b" / "metrics.csv"));
+}
+
+TEST_F(TinyRun, UnknownKeyFailsBeforeAnythingIsWritten) {
+  const auto out = dir_ / "never";
+  try {
+    Job job(JobRequest{config_, {"transfer.epohcs=3"}, out});
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean 'transfer.epochs'"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(TinyRun, UnknownPluginOptionIsRejected) {
+  try {
+    Job job(JobRequest{config_, {"model.widht=3"}, dir_ / "never"});
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean 'model.width'"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(TinyRun, SplitLargerThanTheDataIsAnInputError) {
+  try {
+    Job job(JobRequest{config_, {"data.labelled=300", "data.validation=200"}, dir_ / "never"});
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("train-images-idx3-ubyte"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(TinyRun, MissingDataFileIsAnInputError) {
+  EXPECT_THROW(Job(JobRequest{config_, {"data.path=" + (dir_ / "nope-images-idx3-ubyte").string()}, dir_ / "x"}),
+               InputError);
+}
+
+}  // namespace
+}  // namespace pretext
