@@ -33,7 +33,7 @@ struct DataOptions {
 };
 
 struct PipelineOptions {
-  std::int64_t threads = 2;  // oneTBB arena, trainer thread included
+  std::int64_t threads = 1;  // oneTBB arena, trainer thread included
   std::int64_t block_size = 64;
   std::int64_t max_blocks_in_flight = 16;
 };
@@ -50,6 +50,7 @@ struct PretextOptions {
   std::int64_t epochs = 1;
   std::int64_t batch_size = 32;
   OptimizerOptions optimizer;
+  std::string load;  // pretext.pt of an earlier run to start from; empty: fresh
 };
 
 struct TransferOptions {
@@ -57,6 +58,8 @@ struct TransferOptions {
   std::int64_t epochs = 30;
   std::int64_t batch_size = 32;
   OptimizerOptions optimizer;
+  std::string lr_schedule = "constant";  // constant | cosine (per step, to 0 at the end)
+  double head_lr = 0.0;                  // learning rate of the new head; 0: optimizer.lr
 };
 
 struct RunOptions {

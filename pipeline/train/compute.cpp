@@ -95,12 +95,28 @@ torch::Tensor Compute::autocast_forward(const std::function<torch::Tensor()>& fo
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
+                                                        std::vector<ParameterGroup> groups) {
+  auto with_groups = [&](const auto& defaults) {
+    std::vector<torch::optim::OptimizerParamGroup> param_groups;
+    for (auto& g : groups) {
+      auto group_options = static_cast<const torch::optim::OptimizerOptions&>(defaults).clone();
+      group_options->set_lr(g.lr);
+      param_groups.emplace_back(std::move(g.parameters), std::move(group_options));
+    }
+    return param_groups;
+  };
+  if (options.kind == "sgd") {
+    const auto defaults =
+        torch::optim::SGDOptions(options.lr).momentum(options.momentum).weight_decay(options.weight_decay);
+    return std::make_unique<torch::optim::SGD>(with_groups(defaults), defaults);
+  }
+  const auto defaults = torch::optim::AdamOptions(options.lr).weight_decay(options.weight_decay);
+  return std::make_unique<torch::optim::Adam>(with_groups(defaults), defaults);
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
                                                         std::vector<torch::Tensor> parameters) {
-  if (options.kind == "sgd")
-    return std::make_unique<torch::optim::SGD>(
-        parameters, torch::optim::SGDOptions(options.lr).momentum(options.momentum).weight_decay(options.weight_decay));
-  return std::make_unique<torch::optim::Adam>(
-      parameters, torch::optim::AdamOptions(options.lr).weight_decay(options.weight_decay));
+  return make_optimizer(options, std::vector<ParameterGroup>{{std::move(parameters), options.lr}});
 }
 
 }  // namespace pretext

@@ -34,7 +34,17 @@ struct Compute {
   torch::Tensor autocast_forward(const std::function<torch::Tensor()>& forward) const;
 };
 
+/// Parameters that share a learning rate.
+struct ParameterGroup {
+  std::vector<torch::Tensor> parameters;
+  double lr = 0.0;
+};
+
+/// The optimiser `options` describe, over one group at options.lr ...
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
                                                         std::vector<torch::Tensor> parameters);
+/// ... or over several groups, each with its own learning rate.
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
+                                                        std::vector<ParameterGroup> groups);
 
 }  // namespace pretext

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <iomanip>
 #include <sstream>
@@ -31,6 +32,16 @@ std::filesystem::path default_run_directory(const std::filesystem::path& config)
   std::ostringstream name;
   name << config.stem().string() << '-' << std::put_time(&local, "%Y%m%d-%H%M%S");
   return std::filesystem::path("runs") / name.str();
+}
+
+double cosine_factor(std::int64_t step, std::int64_t total) {
+  constexpr double kPi = 3.14159265358979323846;
+  return 0.5 * (1.0 + std::cos(kPi * static_cast<double>(step) / static_cast<double>(total)));
+}
+
+void scale_learning_rates(torch::optim::Optimizer& optimizer, const std::vector<double>& base, double factor) {
+  auto& groups = optimizer.param_groups();
+  for (std::size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(base[i] * factor);
 }
 
 std::string percent(double fraction) {
@@ -158,6 +169,14 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
                               out_.string());
   task_->setup(context);
   const auto& p = options_.pretext;
+  if (!p.load.empty()) {
+    if (!std::filesystem::is_regular_file(p.load))
+      throw InputError("pretext.load: " + p.load + " is not a file (expected a pretext.pt from an earlier run)");
+    torch::serialize::InputArchive archive;
+    archive.load_from(p.load, compute_.device);
+    task_->load(archive);
+    progress.line("pretext: started from " + p.load);
+  }
   const std::int64_t samples = static_cast<std::int64_t>(split_.unlabelled.size()) * task_->views_per_image();
   progress.begin_phase("pretext " + p.plugin, p.epochs, samples / p.batch_size);
 
@@ -221,20 +240,25 @@ void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>&
   auto head = model_->make_head(backbone->feature_shape(), classes_);
   compute_.place(*head);
 
-  std::vector<torch::Tensor> parameters = head->parameters();
+  std::vector<ParameterGroup> groups{{head->parameters(), t.head_lr}};
   if (fixed_features) {
     // Frozen features: no gradients, and eval mode keeps batch-norm statistics
     // and dropout exactly as the pretext task left them.
     for (auto& p : backbone->parameters()) p.set_requires_grad(false);
     backbone->eval();
   } else {
-    for (auto& p : backbone->parameters()) parameters.push_back(p);
+    groups.push_back({backbone->parameters(), t.optimizer.lr});
     backbone->train();
   }
-  auto optimizer = make_optimizer(t.optimizer, parameters);
+  std::vector<double> base_lrs;
+  for (const auto& g : groups) base_lrs.push_back(g.lr);
+  auto optimizer = make_optimizer(t.optimizer, std::move(groups));
   const Loss& loss_fn = *transfer_loss_;
 
   const auto validation = decode_subset(train_, split_.validation);
+  const std::int64_t steps_per_epoch = static_cast<std::int64_t>(split_.labelled.size()) / t.batch_size;
+  const std::int64_t total_steps = std::max<std::int64_t>(1, steps_per_epoch * t.epochs);
+  std::int64_t step = 0;
   const std::string phase = "transfer." + mode;
   progress.begin_phase(phase, t.epochs, static_cast<std::int64_t>(split_.labelled.size()) / t.batch_size);
 
@@ -261,6 +285,8 @@ void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>&
           const torch::Tensor loss = loss_fn(logits, labels);
           optimizer->zero_grad();
           loss.backward();
+          if (t.lr_schedule == "cosine") scale_learning_rates(*optimizer, base_lrs, cosine_factor(step, total_steps));
+          ++step;
           optimizer->step();
           StepResult r;
           r.loss = loss.item<double>();
