@@ -24,6 +24,14 @@ std::string format_duration(double seconds) {
 
 }  // namespace
 
+std::string format_fixed(double value, int digits) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(digits) << value;
+  return out.str();
+}
+
+std::string format_percent(double fraction) { return format_fixed(100.0 * fraction, 2) + "%"; }
+
 Progress::Progress(std::ostream& out, bool interactive) : out_(&out), interactive_(interactive) {}
 
 Progress Progress::to_stderr() { return Progress(std::cerr, ::isatty(STDERR_FILENO) != 0); }

@@ -10,6 +10,11 @@
 
 namespace pretext {
 
+/// `value` with `digits` decimals, for progress and log lines.
+std::string format_fixed(double value, int digits);
+/// A fraction as a percentage with two decimals: 0.0056 -> "0.56%".
+std::string format_percent(double fraction);
+
 class Progress {
  public:
   explicit Progress(std::ostream& out, bool interactive);

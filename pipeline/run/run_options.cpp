@@ -112,6 +112,8 @@ RunOptions read_run_options(RunSections& s) {
   o.transfer.head_lr = s.transfer.number("head_lr", 0.0, 0.0, 10.0,
                                          "learning rate of the new head (all a fixed transfer trains); 0: lr");
   if (o.transfer.head_lr == 0.0) o.transfer.head_lr = o.transfer.optimizer.lr;
+  o.transfer.frozen_epochs = s.transfer.integer(
+      "frozen_epochs", 0, 0, 100000, "finetuned/scratch: epochs that train the head alone before all trains");
   o.transfer.lr_schedule = s.transfer.choice("lr_schedule", o.transfer.lr_schedule, {"constant", "cosine"},
                                              "constant, or cosine decay to 0 over all transfer steps");
   o.transfer_loss_plugin = s.transfer_loss.string("plugin", o.transfer_loss_plugin, "loss plugin for transfer");

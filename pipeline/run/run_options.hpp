@@ -60,6 +60,7 @@ struct TransferOptions {
   OptimizerOptions optimizer;
   std::string lr_schedule = "constant";  // constant | cosine (per step, to 0 at the end)
   double head_lr = 0.0;                  // learning rate of the new head; 0: optimizer.lr
+  std::int64_t frozen_epochs = 0;        // finetuned/scratch: first epochs with the backbone frozen
 };
 
 struct RunOptions {

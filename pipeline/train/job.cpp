@@ -9,6 +9,7 @@
 
 #include "pipeline/errors.hpp"
 #include "pipeline/train/trainer.hpp"
+#include "pipeline/train/transfer.hpp"
 #include "pipeline/train/training_context.hpp"
 #include "stages/builtin_stages.hpp"
 
@@ -34,48 +35,9 @@ std::filesystem::path default_run_directory(const std::filesystem::path& config)
   return std::filesystem::path("runs") / name.str();
 }
 
-double cosine_factor(std::int64_t step, std::int64_t total) {
-  constexpr double kPi = 3.14159265358979323846;
-  return 0.5 * (1.0 + std::cos(kPi * static_cast<double>(step) / static_cast<double>(total)));
-}
-
-void scale_learning_rates(torch::optim::Optimizer& optimizer, const std::vector<double>& base, double factor) {
-  auto& groups = optimizer.param_groups();
-  for (std::size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(base[i] * factor);
-}
-
-std::string percent(double fraction) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(2) << 100.0 * fraction << '%';
-  return out.str();
-}
-
-std::string fixed(double value, int digits) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(digits) << value;
-  return out.str();
-}
-
 data::ImageSet load_split_file(const DataOptions& d, const std::string& path, const std::string& labels) {
   if (d.source == "svhn_mat") return data::load_svhn_mat(path);
   return data::load_idx(path, labels.empty() ? data::idx_labels_path_for(path) : std::filesystem::path(labels));
-}
-
-stages::EpochSpec epoch_spec(const data::ImageSet& set, const std::vector<std::uint32_t>& indices,
-                             std::uint64_t seed, std::int64_t epoch, std::int64_t batch_size,
-                             const PipelineOptions& pipeline) {
-  stages::EpochSpec spec;
-  spec.plan.images = &set;
-  spec.plan.order = stages::shuffled(indices, seed, static_cast<std::uint64_t>(epoch));
-  spec.plan.seed = seed;
-  spec.plan.epoch = static_cast<std::uint64_t>(epoch);
-  spec.batch_size = static_cast<int>(batch_size);
-  // Batch norm cannot train on a lone sample; drop the ragged tail instead.
-  spec.drop_last = true;
-  spec.graph.threads = static_cast<int>(pipeline.threads);
-  spec.graph.block_size = static_cast<int>(pipeline.block_size);
-  spec.graph.max_blocks_in_flight = static_cast<int>(pipeline.max_blocks_in_flight);
-  return spec;
 }
 
 }  // namespace
@@ -157,8 +119,8 @@ toml::table Job::run(Progress& progress) {
   summary.insert("data_wait_fraction", graph_seconds_ > 0 ? wait_seconds_ / graph_seconds_ : 0.0);
   dir.flush_metrics();
   dir.write_summary(summary);
-  progress.line("done in " + fixed(wall, 1) + " s; trainer waited for data " +
-                percent(graph_seconds_ > 0 ? wait_seconds_ / graph_seconds_ : 0.0) + " of the time; summary in " +
+  progress.line("done in " + format_fixed(wall, 1) + " s; trainer waited for data " +
+                format_percent(graph_seconds_ > 0 ? wait_seconds_ / graph_seconds_ : 0.0) + " of the time; summary in " +
                 dir.file("summary.json").string());
   return summary;
 }
@@ -184,7 +146,7 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
   EpochReport last;
   double seconds = 0.0;
   for (std::int64_t epoch = 0; epoch < p.epochs; ++epoch) {
-    auto spec = epoch_spec(train_, split_.unlabelled, options_.seed, epoch, p.batch_size, options_.pipeline);
+    auto spec = training_epoch(train_, split_.unlabelled, options_, epoch, p.batch_size);
     spec.views = task_.get();
     spec.stages = pretext_stages_;
     last = train_epoch(spec, compute_,
@@ -202,9 +164,9 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
     for (const auto& [name, value] : last.extra) dir.add_metric("pretext", e, name, value);
     dir.flush_metrics();
     progress.line("pretext epoch " + std::to_string(e) + "/" + std::to_string(p.epochs) + ": loss " +
-                  fixed(last.loss, 4) + (last.accuracy >= 0 ? ", accuracy " + fixed(last.accuracy, 4) : "") + ", " +
-                  fixed(last.images_per_second, 0) + " img/s, data wait " +
-                  percent(last.wait_seconds / std::max(last.seconds, 1e-9)));
+                  format_fixed(last.loss, 4) + (last.accuracy >= 0 ? ", accuracy " + format_fixed(last.accuracy, 4) : "") + ", " +
+                  format_fixed(last.images_per_second, 0) + " img/s, data wait " +
+                  format_percent(last.wait_seconds / std::max(last.seconds, 1e-9)));
   }
 
   const auto backbone = task_->backbone();
@@ -229,99 +191,29 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
 
 void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>& pretrained, RunDirectory& dir,
                        Progress& progress, toml::table& summary) {
-  const auto started = Clock::now();
-  const auto& t = options_.transfer;
-  const bool fixed_features = mode == "fixed";
   torch::manual_seed(phase_seed(options_.seed, "transfer." + mode));
-
-  auto backbone = model_->make_backbone(ModelInput{train_.shape});
-  compute_.place(*backbone);
-  if (mode != "scratch") copy_weights(*pretrained, *backbone);
-  auto head = model_->make_head(backbone->feature_shape(), classes_);
-  compute_.place(*head);
-
-  std::vector<ParameterGroup> groups{{head->parameters(), t.head_lr}};
-  if (fixed_features) {
-    // Frozen features: no gradients, and eval mode keeps batch-norm statistics
-    // and dropout exactly as the pretext task left them.
-    for (auto& p : backbone->parameters()) p.set_requires_grad(false);
-    backbone->eval();
-  } else {
-    groups.push_back({backbone->parameters(), t.optimizer.lr});
-    backbone->train();
-  }
-  std::vector<double> base_lrs;
-  for (const auto& g : groups) base_lrs.push_back(g.lr);
-  auto optimizer = make_optimizer(t.optimizer, std::move(groups));
-  const Loss& loss_fn = *transfer_loss_;
-
-  const auto validation = decode_subset(train_, split_.validation);
-  const std::int64_t steps_per_epoch = static_cast<std::int64_t>(split_.labelled.size()) / t.batch_size;
-  const std::int64_t total_steps = std::max<std::int64_t>(1, steps_per_epoch * t.epochs);
-  std::int64_t step = 0;
-  const std::string phase = "transfer." + mode;
-  progress.begin_phase(phase, t.epochs, static_cast<std::int64_t>(split_.labelled.size()) / t.batch_size);
-
-  double best = -1.0;
-  std::int64_t best_epoch = 0;
-  double val_accuracy = 0.0;
-  for (std::int64_t epoch = 0; epoch < t.epochs; ++epoch) {
-    auto spec = epoch_spec(train_, split_.labelled, options_.seed, epoch, t.batch_size, options_.pipeline);
-    spec.drop_last = split_.labelled.size() > static_cast<std::size_t>(t.batch_size);
-    spec.stages = transfer_stages_;
-    head->train();
-    const auto report = train_epoch(
-        spec, compute_,
-        [&](const torch::Tensor& images, const torch::Tensor& labels) {
-          const torch::Tensor logits = compute_.autocast_forward([&] {
-            if (!fixed_features) return head->forward(backbone->forward(images));
-            torch::Tensor features;
-            {
-              torch::NoGradGuard no_grad;
-              features = backbone->forward(images);
-            }
-            return head->forward(features);
-          });
-          const torch::Tensor loss = loss_fn(logits, labels);
-          optimizer->zero_grad();
-          loss.backward();
-          if (t.lr_schedule == "cosine") scale_learning_rates(*optimizer, base_lrs, cosine_factor(step, total_steps));
-          ++step;
-          optimizer->step();
-          StepResult r;
-          r.loss = loss.item<double>();
-          r.correct = logits.argmax(1).eq(labels).sum().item<std::int64_t>();
-          r.count = images.size(0);
-          return r;
-        },
-        progress, epoch);
-    wait_seconds_ += report.wait_seconds;
-    graph_seconds_ += report.seconds;
-    val_accuracy = evaluate_accuracy(*backbone, *head, validation, compute_, options_.trainer.eval_batch_size);
-    if (val_accuracy > best) {
-      best = val_accuracy;
-      best_epoch = epoch + 1;
-    }
-    const int e = static_cast<int>(epoch) + 1;
-    dir.add_metric(phase, e, "train_loss", report.loss);
-    dir.add_metric(phase, e, "train_accuracy", report.accuracy);
-    dir.add_metric(phase, e, "val_accuracy", val_accuracy);
-    dir.flush_metrics();
-    progress.line(phase + " epoch " + std::to_string(e) + "/" + std::to_string(t.epochs) + ": loss " +
-                  fixed(report.loss, 4) + ", train " + fixed(report.accuracy, 4) + ", val " + fixed(val_accuracy, 4));
-  }
+  TransferInputs in;
+  in.mode = mode;
+  in.options = &options_;
+  in.model = model_.get();
+  in.loss = transfer_loss_.get();
+  in.pretrained = pretrained.get();
+  in.stages = &transfer_stages_;
+  in.train = &train_;
+  in.test = options_.data.test_path.empty() ? nullptr : &test_;
+  in.split = &split_;
+  in.compute = compute_;
+  in.classes = classes_;
+  const TransferResult r = pretext::run_transfer(in, dir, progress);
+  wait_seconds_ += r.wait_seconds;
+  graph_seconds_ += r.graph_seconds;
 
   toml::table result;
-  result.insert("val_accuracy", val_accuracy);
-  result.insert("best_val_accuracy", std::max(best, 0.0));
-  result.insert("best_epoch", best_epoch);
-  if (!options_.data.test_path.empty()) {
-    const double test_accuracy =
-        evaluate_accuracy(*backbone, *head, decode_all(test_), compute_, options_.trainer.eval_batch_size);
-    result.insert("test_accuracy", test_accuracy);
-    progress.line(phase + ": val " + fixed(val_accuracy, 4) + ", test " + fixed(test_accuracy, 4));
-  }
-  result.insert("seconds", std::chrono::duration<double>(Clock::now() - started).count());
+  result.insert("val_accuracy", r.val_accuracy);
+  result.insert("best_val_accuracy", r.best_val_accuracy);
+  result.insert("best_epoch", r.best_epoch);
+  if (r.test_accuracy) result.insert("test_accuracy", *r.test_accuracy);
+  result.insert("seconds", r.seconds);
   summary["transfer"].as_table()->insert(mode, std::move(result));
 }
 

@@ -9,6 +9,21 @@
 
 namespace pretext {
 
+stages::EpochSpec training_epoch(const data::ImageSet& set, const std::vector<std::uint32_t>& indices,
+                                 const RunOptions& options, std::int64_t epoch, std::int64_t batch_size) {
+  stages::EpochSpec spec;
+  spec.plan.images = &set;
+  spec.plan.order = stages::shuffled(indices, options.seed, static_cast<std::uint64_t>(epoch));
+  spec.plan.seed = options.seed;
+  spec.plan.epoch = static_cast<std::uint64_t>(epoch);
+  spec.batch_size = static_cast<int>(batch_size);
+  spec.drop_last = true;
+  spec.graph.threads = static_cast<int>(options.pipeline.threads);
+  spec.graph.block_size = static_cast<int>(options.pipeline.block_size);
+  spec.graph.max_blocks_in_flight = static_cast<int>(options.pipeline.max_blocks_in_flight);
+  return spec;
+}
+
 EpochReport train_epoch(const stages::EpochSpec& spec, const Compute& compute, const TrainStep& step,
                         Progress& progress, std::int64_t epoch) {
   EpochReport report;

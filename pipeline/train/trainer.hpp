@@ -9,6 +9,7 @@
 
 #include "data/image_set.hpp"
 #include "pipeline/run/progress.hpp"
+#include "pipeline/run/run_options.hpp"
 #include "pipeline/train/compute.hpp"
 #include "stages/epoch_graph.hpp"
 
@@ -24,6 +25,12 @@ struct EpochReport {
   std::uint64_t samples = 0;
   std::vector<std::pair<std::string, double>> extra;  // task metrics, averaged over steps
 };
+
+/// The graph spec of one training epoch over `indices` of `set`: shuffled
+/// with (seed, epoch), batched, the ragged tail dropped (batch norm cannot
+/// train on a lone sample). Callers add views and stages.
+stages::EpochSpec training_epoch(const data::ImageSet& set, const std::vector<std::uint32_t>& indices,
+                                 const RunOptions& options, std::int64_t epoch, std::int64_t batch_size);
 
 using TrainStep = std::function<StepResult(const torch::Tensor& images, const torch::Tensor& labels)>;
 
