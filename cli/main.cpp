@@ -125,7 +125,7 @@ int list_plugins() {
   for (auto kind : {pretext::ComponentKind::model, pretext::ComponentKind::pretext, pretext::ComponentKind::loss,
                     pretext::ComponentKind::stage}) {
     std::cout << pretext::to_string(kind) << ":\n";
-    for (const auto& name : host.names(kind)) std::cout << "  " << name << "  (" << host.origin(kind, name) << ")\n";
+    for (const auto& name : host.names(kind)) std::cout << "  " << name << "  " << host.origin(kind, name) << '\n';
   }
   return 0;
 }

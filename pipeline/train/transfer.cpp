@@ -114,6 +114,8 @@ TransferResult run_transfer(const TransferInputs& in, RunDirectory& dir, Progres
     progress.line(phase + ": val " + format_fixed(result.val_accuracy, 4) + ", test " + format_fixed(*result.test_accuracy, 4));
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  result.backbone = std::move(backbone);
+  result.head = std::move(head);
   return result;
 }
 

@@ -42,6 +42,8 @@ struct TransferResult {
   double seconds = 0.0;
   double wait_seconds = 0.0;   // trainer idle, waiting for data
   double graph_seconds = 0.0;  // time inside training epochs
+  std::shared_ptr<Backbone> backbone;  // the trained networks
+  std::shared_ptr<Head> head;
 };
 
 /// Trains and evaluates one mode; per-epoch metrics go to `dir` under
