@@ -11,7 +11,7 @@ packages=(
   build-essential cmake ninja-build pkg-config ccache
   libtorch-dev libopenblas0-pthread   # LibTorch 1.13 (CPU); OpenBLAS instead of the reference BLAS
   libtbb-dev libtomlplusplus-dev libboost-dev libboost-filesystem-dev
-  libmatio-dev zlib1g-dev
+  libmatio-dev zlib1g-dev libpng-dev
   googletest libgtest-dev
   dataset-fashion-mnist               # the built-in default data
 )

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "pipeline/errors.hpp"
+#include "pipeline/run/png_grid.hpp"
 #include "support/synthetic_idx.hpp"
 
 namespace pretext {
@@ -166,6 +167,36 @@ TEST_F(TinyRun, SplitLargerThanTheDataIsAnInputError) {
 TEST_F(TinyRun, MissingDataFileIsAnInputError) {
   EXPECT_THROW(Job(JobRequest{config_, {"data.path=" + (dir_ / "nope-images-idx3-ubyte").string()}, dir_ / "x"}),
                InputError);
+}
+
+}  // namespace
+}  // namespace pretext
+
+namespace pretext {
+namespace {
+
+TEST_F(TinyRun, GanRunWritesSampleGridsAndGanMetrics) {
+  const auto out = dir_ / "gan";
+  const auto summary = run(out, {"pretext.plugin=gan", "pretext.loss.plugin=bce_with_logits", "pretext.epochs=2",
+                                 "pretext.stages=[]", "pretext.latent_dim=8", "pretext.generator_width=4",
+                                 "transfer.modes=[\"fixed\"]", "transfer.epochs=1"});
+  for (const char* name : {"samples-epoch-1.png", "samples-epoch-2.png"}) {
+    ASSERT_TRUE(fs::exists(out / name)) << name;
+    const auto info = read_png_info(out / name);
+    EXPECT_EQ(info.width, 8U * 16U + 7U * 2U);  // 8 columns of 16 px, 2 px gaps
+    EXPECT_EQ(info.height, 8U * 16U + 7U * 2U);
+    EXPECT_EQ(info.channels, 1);
+  }
+  const std::string metrics = read(out / "metrics.csv");
+  for (const char* metric : {"d_loss", "g_loss", "d_real", "d_fake"})
+    EXPECT_NE(metrics.find(std::string("pretext,1,") + metric), std::string::npos) << metric;
+  EXPECT_TRUE(summary["transfer"]["fixed"]["val_accuracy"].value<double>().has_value());
+}
+
+TEST_F(TinyRun, RotationRunWritesNoSampleGrid) {
+  const auto out = dir_ / "rotation";
+  run(out, {"pretext.epochs=1", "transfer.modes=[]"});
+  EXPECT_FALSE(fs::exists(out / "samples-epoch-1.png"));
 }
 
 }  // namespace

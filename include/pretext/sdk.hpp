@@ -148,6 +148,16 @@ class BOOST_SYMBOL_VISIBLE PretextTask : public ViewMaker {
   virtual void load(torch::serialize::InputArchive& archive) = 0;
 };
 
+/// Optional capability of a pretext task with a generator (a GAN): the host
+/// writes a grid of samples into the run directory after every epoch.
+/// Implement it next to PretextTask; the host finds it with dynamic_cast.
+class BOOST_SYMBOL_VISIBLE Sampler {
+ public:
+  virtual ~Sampler() = default;
+  /// `count` generated images (N, C, H, W), values in [0, 1], on any device.
+  virtual torch::Tensor sample(std::int64_t count) = 0;
+};
+
 // --------------------------------------------------------- registration ----
 
 using ModelFactory = std::function<std::shared_ptr<Model>(Options&)>;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "pipeline/errors.hpp"
+#include "pipeline/run/png_grid.hpp"
 #include "pipeline/train/trainer.hpp"
 #include "pipeline/train/transfer.hpp"
 #include "pipeline/train/training_context.hpp"
@@ -38,6 +39,17 @@ std::filesystem::path default_run_directory(const std::filesystem::path& config)
 data::ImageSet load_split_file(const DataOptions& d, const std::string& path, const std::string& labels) {
   if (d.source == "svhn_mat") return data::load_svhn_mat(path);
   return data::load_idx(path, labels.empty() ? data::idx_labels_path_for(path) : std::filesystem::path(labels));
+}
+
+constexpr std::int64_t kSampleGridCount = 64;  // an 8 x 8 grid
+
+/// A grid of generated images, samples-epoch-N.png, for people to judge.
+void write_samples(Sampler& sampler, const RunDirectory& dir, std::int64_t epoch) {
+  const torch::Tensor images = sampler.sample(kSampleGridCount).to(torch::kCPU, torch::kFloat).contiguous();
+  const ImageShape shape{static_cast<int>(images.size(1)), static_cast<int>(images.size(2)),
+                         static_cast<int>(images.size(3))};
+  std::vector<float> pixels(images.data_ptr<float>(), images.data_ptr<float>() + images.numel());
+  write_png_grid(dir.file("samples-epoch-" + std::to_string(epoch) + ".png"), pixels, images.size(0), shape, 8);
 }
 
 }  // namespace
@@ -153,6 +165,7 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
                        [&](const torch::Tensor& x, const torch::Tensor& y) { return task_->train_step(x, y); },
                        progress, epoch);
     task_->end_epoch(static_cast<int>(epoch));
+    if (auto* sampler = dynamic_cast<Sampler*>(task_.get())) write_samples(*sampler, dir, epoch + 1);
     seconds += last.seconds;
     wait_seconds_ += last.wait_seconds;
     graph_seconds_ += last.seconds;

@@ -80,7 +80,7 @@ class Generator final : public torch::nn::Module {
   torch::nn::Sequential layers_;
 };
 
-class Gan final : public pretext::PretextTask {
+class Gan final : public pretext::PretextTask, public pretext::Sampler {
  public:
   explicit Gan(pretext::Options& options) : options_(options) {}
 
@@ -154,6 +154,14 @@ class Gan final : public pretext::PretextTask {
   }
 
   [[nodiscard]] std::shared_ptr<pretext::Backbone> backbone() const override { return backbone_; }
+
+  torch::Tensor sample(std::int64_t count) override {
+    torch::NoGradGuard no_grad;
+    generator_->eval();
+    auto images = generate(count, context_->device());
+    generator_->train();
+    return images;
+  }
 
   void save(torch::serialize::OutputArchive& archive) const override {
     torch::serialize::OutputArchive backbone, head, generator, d_optimizer, g_optimizer;
