@@ -2,7 +2,8 @@
 //
 //   pretext run CONFIG [--set key=value ...] [--out DIR]
 //   pretext config CONFIG [--set key=value ...]     print the resolved config
-//   pretext plugins [--plugin-path DIR ...]          list available components
+//   pretext sample RUN_DIR --count N --out FILE.png  images from a run's generator
+//   pretext plugins                                  list available components
 //
 // Exit codes: 0 success; 2 usage, config or input error; 1 anything else.
 #include <cstdlib>
@@ -32,6 +33,9 @@ Usage:
   pretext config CONFIG [--set KEY=VALUE ...]
       Validates CONFIG (plugins included) and prints it resolved: defaults
       filled in and overrides applied.
+  pretext sample RUN_DIR [--count N] --out FILE.png
+      Images from the generator of a finished run whose pretext task
+      generates (the GAN), as a grid, 8 per row (default N: 64).
   pretext plugins
       Lists the models, pretext tasks, losses and stages that can be named.
   pretext --help | pretext COMMAND --help
@@ -52,6 +56,7 @@ struct Arguments {
   std::vector<std::string> positional;
   std::vector<std::string> overrides;
   std::string out;
+  std::int64_t count = 64;
   bool help = false;
 };
 
@@ -73,6 +78,14 @@ Arguments parse(int argc, char** argv) {
       args.out = value(a);
     } else if (a.rfind("--out=", 0) == 0) {
       args.out = a.substr(6);
+    } else if (a == "--count") {
+      const std::string text = value(a);
+      try {
+        args.count = std::stoll(text);
+      } catch (const std::exception&) {
+        args.count = 0;
+      }
+      if (args.count < 1 || args.count > 4096) throw pretext::UsageError("--count expects 1..4096, got " + text);
     } else if (a.rfind("--", 0) == 0) {
       throw pretext::UsageError("unknown option " + a);
     } else if (args.command.empty()) {
@@ -103,6 +116,17 @@ int print_config(const Arguments& args) {
   pretext::JobRequest request{config_argument(args), args.overrides, {}};
   pretext::Job job(request);
   std::cout << job.resolved_config() << '\n';
+  return 0;
+}
+
+int sample(const Arguments& args) {
+  if (args.positional.size() != 1) throw pretext::UsageError("'pretext sample' takes exactly one RUN_DIR");
+  if (args.out.empty()) throw pretext::UsageError("'pretext sample' needs --out FILE.png");
+  const std::filesystem::path run_dir = args.positional.front();
+  pretext::JobRequest request{run_dir / "config.toml", {}, run_dir};
+  pretext::Job job(request);
+  job.sample(run_dir / "pretext.pt", args.count, args.out);
+  std::cout << args.out << '\n';
   return 0;
 }
 
@@ -145,6 +169,7 @@ int main(int argc, char** argv) {
     }
     if (args.command == "run") return run(args);
     if (args.command == "config") return print_config(args);
+    if (args.command == "sample") return sample(args);
     if (args.command == "plugins") return list_plugins();
     throw pretext::UsageError("unknown command '" + args.command + "' (try pretext --help)");
   } catch (const pretext::UsageError& e) {

@@ -191,12 +191,21 @@ TEST_F(TinyRun, GanRunWritesSampleGridsAndGanMetrics) {
   for (const char* metric : {"d_loss", "g_loss", "d_real", "d_fake"})
     EXPECT_NE(metrics.find(std::string("pretext,1,") + metric), std::string::npos) << metric;
   EXPECT_TRUE(summary["transfer"]["fixed"]["val_accuracy"].value<double>().has_value());
+
+  // The generator is in the checkpoint: sample from the finished run.
+  Job again(JobRequest{out / "config.toml", {}, out});
+  again.sample(out / "pretext.pt", 10, dir_ / "ten.png");
+  const auto info = read_png_info(dir_ / "ten.png");
+  EXPECT_EQ(info.width, 8U * 16U + 7U * 2U);
+  EXPECT_EQ(info.height, 2U * 16U + 2U);  // two rows
 }
 
 TEST_F(TinyRun, RotationRunWritesNoSampleGrid) {
   const auto out = dir_ / "rotation";
   run(out, {"pretext.epochs=1", "transfer.modes=[]"});
   EXPECT_FALSE(fs::exists(out / "samples-epoch-1.png"));
+  Job again(JobRequest{out / "config.toml", {}, out});
+  EXPECT_THROW(again.sample(out / "pretext.pt", 4, dir_ / "none.png"), InputError);
 }
 
 }  // namespace

@@ -44,12 +44,16 @@ data::ImageSet load_split_file(const DataOptions& d, const std::string& path, co
 constexpr std::int64_t kSampleGridCount = 64;  // an 8 x 8 grid
 
 /// A grid of generated images, samples-epoch-N.png, for people to judge.
-void write_samples(Sampler& sampler, const RunDirectory& dir, std::int64_t epoch) {
-  const torch::Tensor images = sampler.sample(kSampleGridCount).to(torch::kCPU, torch::kFloat).contiguous();
+void write_sample_grid(Sampler& sampler, std::int64_t count, const std::filesystem::path& png) {
+  const torch::Tensor images = sampler.sample(count).to(torch::kCPU, torch::kFloat).contiguous();
   const ImageShape shape{static_cast<int>(images.size(1)), static_cast<int>(images.size(2)),
                          static_cast<int>(images.size(3))};
   std::vector<float> pixels(images.data_ptr<float>(), images.data_ptr<float>() + images.numel());
-  write_png_grid(dir.file("samples-epoch-" + std::to_string(epoch) + ".png"), pixels, images.size(0), shape, 8);
+  write_png_grid(png, pixels, images.size(0), shape, 8);
+}
+
+void write_samples(Sampler& sampler, const RunDirectory& dir, std::int64_t epoch) {
+  write_sample_grid(sampler, kSampleGridCount, dir.file("samples-epoch-" + std::to_string(epoch) + ".png"));
 }
 
 }  // namespace
@@ -228,6 +232,22 @@ void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>&
   if (r.test_accuracy) result.insert("test_accuracy", *r.test_accuracy);
   result.insert("seconds", r.seconds);
   summary["transfer"].as_table()->insert(mode, std::move(result));
+}
+
+void Job::sample(const std::filesystem::path& checkpoint, std::int64_t count, const std::filesystem::path& png) {
+  auto* sampler = dynamic_cast<Sampler*>(task_.get());
+  if (sampler == nullptr)
+    throw InputError("pretext.plugin '" + options_.pretext.plugin + "' does not generate images; nothing to sample");
+  if (!std::filesystem::is_regular_file(checkpoint))
+    throw InputError(checkpoint.string() + ": no such checkpoint (expected the pretext.pt of a finished run)");
+  torch::manual_seed(phase_seed(options_.seed, "sample"));
+  HostTrainingContext context(compute_, ModelInput{train_.shape}, model_, pretext_loss_, options_.pretext.optimizer,
+                              out_.string());
+  task_->setup(context);
+  torch::serialize::InputArchive archive;
+  archive.load_from(checkpoint.string(), compute_.device);
+  task_->load(archive);
+  write_sample_grid(*sampler, count, png);
 }
 
 }  // namespace pretext

@@ -43,6 +43,11 @@ class Job {
   toml::table run(Progress& progress);
   [[nodiscard]] const std::filesystem::path& run_directory() const { return out_; }
 
+  /// Restores the pretext task from `checkpoint` (a run's pretext.pt) and
+  /// writes `count` generated images to `png` as a grid. InputError when the
+  /// task cannot generate or the checkpoint is missing.
+  void sample(const std::filesystem::path& checkpoint, std::int64_t count, const std::filesystem::path& png);
+
  private:
   struct Phase;
   void load_plugins(RunSections& sections);
