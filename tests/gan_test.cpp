@@ -107,6 +107,17 @@ TEST_F(GanPlugin, ReportsDiscriminatorProbabilities) {
   }
 }
 
+TEST_F(GanPlugin, GeneratesImagesOfTheDataShapeInRange) {
+  auto* sampler = dynamic_cast<Sampler*>(task_.get());
+  ASSERT_NE(sampler, nullptr);
+  const auto images = sampler->sample(5);
+  EXPECT_EQ(images.sizes(), (std::vector<std::int64_t>{5, 1, 16, 16}));
+  // tanh output in [-1, 1], mapped to the data's [0, 1].
+  EXPECT_GE(images.min().item<float>(), 0.0F);
+  EXPECT_LE(images.max().item<float>(), 1.0F);
+  EXPECT_GT(images.std().item<float>(), 0.0F);
+}
+
 TEST_F(GanPlugin, TheTransferredBackboneIsTheDiscriminators) {
   auto backbone = task_->backbone();
   ASSERT_NE(backbone, nullptr);

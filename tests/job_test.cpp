@@ -9,6 +9,7 @@
 
 #include "pipeline/errors.hpp"
 #include "pipeline/run/png_grid.hpp"
+#include "pipeline/train/trainer.hpp"
 #include "support/synthetic_idx.hpp"
 
 namespace pretext {
@@ -206,6 +207,43 @@ TEST_F(TinyRun, RotationRunWritesNoSampleGrid) {
   EXPECT_FALSE(fs::exists(out / "samples-epoch-1.png"));
   Job again(JobRequest{out / "config.toml", {}, out});
   EXPECT_THROW(again.sample(out / "pretext.pt", 4, dir_ / "none.png"), InputError);
+}
+
+}  // namespace
+}  // namespace pretext
+
+namespace pretext {
+namespace {
+
+TEST_F(TinyRun, DivergingLossStopsTheRunAndKeepsTheLastGoodCheckpoint) {
+  const auto out = dir_ / "diverging";
+  // 280 unlabelled images in batches of 32: 8 steps an epoch; step 13 is epoch 2, step 5.
+  const std::vector<std::string> overrides = {"plugins.search_path=[\"" PRETEXT_TEST_PLUGIN_DIR "\"]",
+                                              "pretext.plugin=diverging", "pretext.nan_after_steps=12",
+                                              "pretext.epochs=3", "pretext.stages=[]"};
+  const auto good = [&] {
+    Job job(JobRequest{config_, overrides, out});
+    std::ostringstream log;
+    Progress progress(log, false);
+    try {
+      job.run(progress);
+    } catch (const TrainingDiverged& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find("loss is nan"), std::string::npos) << message;
+      EXPECT_NE(message.find("epoch 2, step 5"), std::string::npos) << message;
+      EXPECT_NE(message.find("from epoch 1"), std::string::npos) << message;
+      return true;
+    }
+    return false;
+  }();
+  ASSERT_TRUE(good) << "expected TrainingDiverged";
+  ASSERT_TRUE(fs::exists(out / "pretext.pt"));
+  torch::serialize::InputArchive archive;
+  archive.load_from((out / "pretext.pt").string());
+  torch::Tensor steps;
+  archive.read("steps", steps);
+  EXPECT_EQ(steps.item<std::int64_t>(), 8);  // the state after epoch 1, not a half-diverged one
+  EXPECT_FALSE(fs::exists(out / "summary.json"));
 }
 
 }  // namespace

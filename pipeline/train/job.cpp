@@ -165,9 +165,16 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
     auto spec = training_epoch(train_, split_.unlabelled, options_, epoch, p.batch_size);
     spec.views = task_.get();
     spec.stages = pretext_stages_;
-    last = train_epoch(spec, compute_,
-                       [&](const torch::Tensor& x, const torch::Tensor& y) { return task_->train_step(x, y); },
-                       progress, epoch);
+    try {
+      last = train_epoch(spec, compute_,
+                         [&](const torch::Tensor& x, const torch::Tensor& y) { return task_->train_step(x, y); },
+                         progress, epoch);
+    } catch (const TrainingDiverged& diverged) {
+      throw TrainingDiverged(std::string("pretext ") + diverged.what() +
+                             (epoch > 0 ? "; the last good checkpoint, from epoch " + std::to_string(epoch) +
+                                              ", is kept in " + dir.file("pretext.pt").string()
+                                        : "; no checkpoint had been written yet"));
+    }
     task_->end_epoch(static_cast<int>(epoch));
     if (auto* sampler = dynamic_cast<Sampler*>(task_.get())) write_samples(*sampler, dir, epoch + 1);
     seconds += last.seconds;
@@ -179,6 +186,7 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
     dir.add_metric("pretext", e, "images_per_second", last.images_per_second);
     dir.add_metric("pretext", e, "data_wait_fraction", last.wait_seconds / std::max(last.seconds, 1e-9));
     for (const auto& [name, value] : last.extra) dir.add_metric("pretext", e, name, value);
+    save_pretext_checkpoint(dir);  // every epoch: a later divergence keeps this one
     dir.flush_metrics();
     progress.line("pretext epoch " + std::to_string(e) + "/" + std::to_string(p.epochs) + ": loss " +
                   format_fixed(last.loss, 4) + (last.accuracy >= 0 ? ", accuracy " + format_fixed(last.accuracy, 4) : "") + ", " +
@@ -186,7 +194,17 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
                   format_percent(last.wait_seconds / std::max(last.seconds, 1e-9)));
   }
 
-  const auto backbone = task_->backbone();
+  if (p.epochs == 0) save_pretext_checkpoint(dir);
+
+  section.insert("final_loss", last.loss);
+  if (last.accuracy >= 0) section.insert("final_accuracy", last.accuracy);
+  section.insert("images_per_second", last.images_per_second);
+  section.insert("seconds", seconds);
+  summary.insert("pretext", std::move(section));
+  return task_->backbone();
+}
+
+void Job::save_pretext_checkpoint(const RunDirectory& dir) const {
   commit_file_atomically(dir.file("pretext.pt"), [&](const std::filesystem::path& tmp) {
     torch::serialize::OutputArchive archive;
     task_->save(archive);
@@ -194,16 +212,9 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
   });
   commit_file_atomically(dir.file("backbone.pt"), [&](const std::filesystem::path& tmp) {
     torch::serialize::OutputArchive archive;
-    backbone->save(archive);
+    task_->backbone()->save(archive);
     archive.save_to(tmp.string());
   });
-
-  section.insert("final_loss", last.loss);
-  if (last.accuracy >= 0) section.insert("final_accuracy", last.accuracy);
-  section.insert("images_per_second", last.images_per_second);
-  section.insert("seconds", seconds);
-  summary.insert("pretext", std::move(section));
-  return backbone;
 }
 
 void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>& pretrained, RunDirectory& dir,

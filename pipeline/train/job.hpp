@@ -53,6 +53,7 @@ class Job {
   void load_plugins(RunSections& sections);
   void load_data();
   std::shared_ptr<Backbone> run_pretext(RunDirectory& dir, Progress& progress, toml::table& summary);
+  void save_pretext_checkpoint(const RunDirectory& dir) const;
   void run_transfer(const std::string& mode, const std::shared_ptr<Backbone>& pretrained, RunDirectory& dir,
                     Progress& progress, toml::table& summary);
 

@@ -40,7 +40,7 @@ EpochReport train_epoch(const stages::EpochSpec& spec, const Compute& compute, c
     if (!std::isfinite(result.loss)) {
       std::ostringstream msg;
       msg << "training diverged: loss is " << result.loss << " at epoch " << epoch + 1 << ", step " << steps;
-      throw std::runtime_error(msg.str());
+      throw TrainingDiverged(msg.str());
     }
     loss_sum += result.loss * static_cast<double>(batch.count);
     if (result.correct >= 0) {

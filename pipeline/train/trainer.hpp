@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +15,12 @@
 #include "stages/epoch_graph.hpp"
 
 namespace pretext {
+
+/// A NaN or infinite loss: the message names the epoch, the step and the loss.
+class TrainingDiverged : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 /// What one training epoch did.
 struct EpochReport {
@@ -35,7 +42,7 @@ stages::EpochSpec training_epoch(const data::ImageSet& set, const std::vector<st
 using TrainStep = std::function<StepResult(const torch::Tensor& images, const torch::Tensor& labels)>;
 
 /// Runs one epoch through the flow graph, calling `step` on every batch.
-/// A NaN or infinite loss stops training with an error naming the step.
+/// A NaN or infinite loss throws TrainingDiverged.
 EpochReport train_epoch(const stages::EpochSpec& spec, const Compute& compute, const TrainStep& step,
                         Progress& progress, std::int64_t epoch);
 
