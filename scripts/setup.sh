@@ -25,7 +25,8 @@ if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then echo "setup: run as root to install packages" >&2; exit 1; fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Recommends included: that is the configuration the project is built and tested with.
+  apt-get install -y -qq "${missing[@]}"
 fi
 
 build_args=()
