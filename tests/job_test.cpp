@@ -248,3 +248,27 @@ TEST_F(TinyRun, DivergingLossStopsTheRunAndKeepsTheLastGoodCheckpoint) {
 
 }  // namespace
 }  // namespace pretext
+
+namespace pretext {
+namespace {
+
+// Every shipped config must stay valid: keys, values and plugins. The data
+// paths are pointed at the synthetic files (the real ones may be absent).
+TEST_F(TinyRun, ShippedConfigsAreValid) {
+  std::size_t checked = 0;
+  for (const auto& entry : fs::directory_iterator(PRETEXT_SOURCE_DIR "/configs")) {
+    if (entry.path().extension() != ".toml") continue;
+    SCOPED_TRACE(entry.path().string());
+    Job job(JobRequest{entry.path(),
+                       {"data.source=idx", "data.path=" + train_.images.string(),
+                        "data.test_path=" + test_.images.string(), "data.labelled=60", "data.validation=60",
+                        "data.pad_to=16"},
+                       dir_ / "unused"});
+    EXPECT_NE(job.resolved_config().find("[transfer]"), std::string::npos);
+    ++checked;
+  }
+  EXPECT_GE(checked, 4U);
+}
+
+}  // namespace
+}  // namespace pretext
