@@ -65,8 +65,12 @@ class GanPlugin : public ::testing::Test {
     loss_ = host_.make_loss(host_.resolve(ComponentKind::loss, "bce_with_logits"), loss_options);
     Compute compute;
     compute.channels_last = false;
-    context_ = std::make_unique<HostTrainingContext>(compute, ModelInput{{1, 16, 16}}, model_, loss_,
-                                                     OptimizerOptions{}, "");
+    context_ = std::make_unique<HostTrainingContext>(
+        compute, ModelInput{{1, 16, 16}}, model_, nullptr, OptimizerOptions{}, "",
+        [this](const std::string& name) -> std::shared_ptr<Loss> {
+          EXPECT_EQ(name, "bce_with_logits");
+          return loss_;
+        });
     task_->setup(*context_);
   }
 

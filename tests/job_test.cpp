@@ -178,7 +178,7 @@ namespace {
 
 TEST_F(TinyRun, GanRunWritesSampleGridsAndGanMetrics) {
   const auto out = dir_ / "gan";
-  const auto summary = run(out, {"pretext.plugin=gan", "pretext.loss.plugin=bce_with_logits", "pretext.epochs=2",
+  const auto summary = run(out, {"pretext.plugin=gan", "pretext.epochs=2",
                                  "pretext.stages=[]", "pretext.latent_dim=8", "pretext.generator_width=4",
                                  "transfer.modes=[\"fixed\"]", "transfer.epochs=1"});
   for (const char* name : {"samples-epoch-1.png", "samples-epoch-2.png"}) {

@@ -38,7 +38,7 @@ namespace pretext {
 /// Semantic version of this header. A plugin built against another major
 /// version is refused; a newer minor than the host's is refused too.
 inline constexpr std::uint32_t kPluginApiMajor = 1;
-inline constexpr std::uint32_t kPluginApiMinor = 0;
+inline constexpr std::uint32_t kPluginApiMinor = 1;  // 1.1: TrainingContext::make_named_loss
 inline constexpr std::uint32_t kPluginAbiMagic = 0x50525458;  // "PRTX"
 
 /// Plain-old-data descriptor, readable whatever else differs between host and plugin.
@@ -125,6 +125,9 @@ class BOOST_SYMBOL_VISIBLE TrainingContext {
   virtual torch::Tensor autocast(const std::function<torch::Tensor()>& forward) = 0;
   /// Where the task may write artefacts (sample grids, ...).
   [[nodiscard]] virtual std::string run_directory() const = 0;
+  /// A loss plugin by name with its default options, for tasks whose loss is
+  /// part of their definition (the GAN's BCE). Since plugin API 1.1.
+  virtual std::shared_ptr<Loss> make_named_loss(const std::string& name) = 0;
 };
 
 /// A self-supervised task: makes labelled views of unlabelled images, and

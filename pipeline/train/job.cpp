@@ -144,7 +144,7 @@ toml::table Job::run(Progress& progress) {
 std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress, toml::table& summary) {
   torch::manual_seed(phase_seed(options_.seed, "pretext"));
   HostTrainingContext context(compute_, ModelInput{train_.shape}, model_, pretext_loss_, options_.pretext.optimizer,
-                              out_.string());
+                              out_.string(), [this](const std::string& name) { return loss_with_defaults(name); });
   task_->setup(context);
   const auto& p = options_.pretext;
   if (!p.load.empty()) {
@@ -204,6 +204,12 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
   return task_->backbone();
 }
 
+std::shared_ptr<Loss> Job::loss_with_defaults(const std::string& name) {
+  auto defaults = config::Document::parse("", "(defaults of loss '" + name + "')");
+  config::Section options(defaults, "");
+  return host_.make_loss(host_.resolve(ComponentKind::loss, name), options);
+}
+
 void Job::save_pretext_checkpoint(const RunDirectory& dir) const {
   commit_file_atomically(dir.file("pretext.pt"), [&](const std::filesystem::path& tmp) {
     torch::serialize::OutputArchive archive;
@@ -253,7 +259,7 @@ void Job::sample(const std::filesystem::path& checkpoint, std::int64_t count, co
     throw InputError(checkpoint.string() + ": no such checkpoint (expected the pretext.pt of a finished run)");
   torch::manual_seed(phase_seed(options_.seed, "sample"));
   HostTrainingContext context(compute_, ModelInput{train_.shape}, model_, pretext_loss_, options_.pretext.optimizer,
-                              out_.string());
+                              out_.string(), [this](const std::string& name) { return loss_with_defaults(name); });
   task_->setup(context);
   torch::serialize::InputArchive archive;
   archive.load_from(checkpoint.string(), compute_.device);

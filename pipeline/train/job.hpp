@@ -54,6 +54,7 @@ class Job {
   void load_data();
   std::shared_ptr<Backbone> run_pretext(RunDirectory& dir, Progress& progress, toml::table& summary);
   void save_pretext_checkpoint(const RunDirectory& dir) const;
+  std::shared_ptr<Loss> loss_with_defaults(const std::string& name);
   void run_transfer(const std::string& mode, const std::shared_ptr<Backbone>& pretrained, RunDirectory& dir,
                     Progress& progress, toml::table& summary);
 

@@ -6,13 +6,19 @@ namespace pretext {
 
 HostTrainingContext::HostTrainingContext(Compute compute, ModelInput input, std::shared_ptr<Model> model,
                                          std::shared_ptr<Loss> loss, OptimizerOptions optimizer,
-                                         std::string run_directory)
+                                         std::string run_directory, LossByName loss_by_name)
     : compute_(std::move(compute)),
       input_(input),
       model_(std::move(model)),
       loss_(std::move(loss)),
       optimizer_(std::move(optimizer)),
-      run_directory_(std::move(run_directory)) {}
+      run_directory_(std::move(run_directory)),
+      loss_by_name_(std::move(loss_by_name)) {}
+
+std::shared_ptr<Loss> HostTrainingContext::make_named_loss(const std::string& name) {
+  if (!loss_by_name_) throw std::runtime_error("make_named_loss('" + name + "'): this context has no plugin host");
+  return loss_by_name_(name);
+}
 
 std::shared_ptr<Backbone> HostTrainingContext::make_backbone() {
   auto backbone = model_->make_backbone(input_);

@@ -10,8 +10,10 @@ namespace pretext {
 
 class HostTrainingContext final : public TrainingContext {
  public:
+  using LossByName = std::function<std::shared_ptr<Loss>(const std::string& name)>;
+
   HostTrainingContext(Compute compute, ModelInput input, std::shared_ptr<Model> model, std::shared_ptr<Loss> loss,
-                      OptimizerOptions optimizer, std::string run_directory);
+                      OptimizerOptions optimizer, std::string run_directory, LossByName loss_by_name = {});
 
   [[nodiscard]] torch::Device device() const override { return compute_.device; }
   [[nodiscard]] ModelInput input() const override { return input_; }
@@ -21,6 +23,7 @@ class HostTrainingContext final : public TrainingContext {
   std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<torch::Tensor> parameters) override;
   torch::Tensor autocast(const std::function<torch::Tensor()>& forward) override;
   [[nodiscard]] std::string run_directory() const override { return run_directory_; }
+  std::shared_ptr<Loss> make_named_loss(const std::string& name) override;
 
  private:
   Compute compute_;
@@ -29,6 +32,7 @@ class HostTrainingContext final : public TrainingContext {
   std::shared_ptr<Loss> loss_;
   OptimizerOptions optimizer_;
   std::string run_directory_;
+  LossByName loss_by_name_;
 };
 
 /// Copies every parameter and buffer of `from` into `to` (same structure).

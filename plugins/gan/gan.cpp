@@ -9,8 +9,10 @@
 //
 // One training step: `d_steps` discriminator updates on the real batch and a
 // generated batch (real targets `real_label`, one-sided smoothing), then one
-// generator update with the non-saturating loss -log D(G(z)). Two Adam
-// optimisers with the DCGAN defaults (lr 2e-4, beta1 0.5).
+// generator update with the non-saturating loss -log D(G(z)), both through
+// the bce_with_logits loss plugin (whatever [pretext.loss] says: the loss is
+// part of what a GAN is). Two Adam optimisers with the DCGAN defaults
+// (lr 2e-4, beta1 0.5).
 #include <cmath>
 #include <string>
 #include <vector>
@@ -97,7 +99,7 @@ class Gan final : public pretext::PretextTask, public pretext::Sampler {
     context_ = &context;
     backbone_ = context.make_backbone();
     head_ = context.make_head(backbone_->feature_shape(), 1);
-    loss_ = context.make_loss();
+    loss_ = context.make_named_loss("bce_with_logits");
     generator_ = std::make_shared<Generator>(options_, context.input().image);
     generator_->to(context.device());
     std::vector<torch::Tensor> d_parameters = backbone_->parameters();
