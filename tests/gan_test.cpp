@@ -122,6 +122,19 @@ TEST_F(GanPlugin, GeneratesImagesOfTheDataShapeInRange) {
   EXPECT_GT(images.std().item<float>(), 0.0F);
 }
 
+TEST_F(GanPlugin, TransferLoadsTheDiscriminatorsBackboneExactly) {
+  task_->train_step(torch::rand({8, 1, 16, 16}), torch::zeros({8}, torch::kLong));
+  const auto discriminator = task_->backbone();
+  auto transferred = model_->make_backbone({{1, 16, 16}});
+  const auto before = transferred->named_parameters();
+  ASSERT_FALSE(torch::equal(before["conv1.weight"], discriminator->named_parameters()["conv1.weight"]));
+  copy_weights(*discriminator, *transferred);  // what transfer does for fixed and finetuned
+  for (const auto& item : discriminator->named_parameters())
+    EXPECT_TRUE(torch::equal(item.value(), transferred->named_parameters()[item.key()])) << item.key();
+  for (const auto& item : discriminator->named_buffers())
+    EXPECT_TRUE(torch::equal(item.value(), transferred->named_buffers()[item.key()])) << item.key();
+}
+
 TEST_F(GanPlugin, TheTransferredBackboneIsTheDiscriminators) {
   auto backbone = task_->backbone();
   ASSERT_NE(backbone, nullptr);
