@@ -18,6 +18,7 @@ class TransferModes : public ::testing::Test {
     const auto files = testing::write_synthetic_idx(dir_, "train", 120, 16, 4, 5);
     train_ = data::load_idx(files.images, files.labels);
     split_ = data::split_indices(train_.size(), 40, 40, 0, 0, train_.origin);
+    validation_ = decode_subset(train_, split_.validation);
     document_ = std::make_unique<config::Document>(config::Document::parse("width = 8\n", "model.toml"));
     config::Section model_options(*document_, "");
     host_.set_search_path({PRETEXT_BUILTIN_PLUGIN_DIR});
@@ -47,6 +48,7 @@ class TransferModes : public ::testing::Test {
     in.stages = &stages_;
     in.train = &train_;
     in.split = &split_;
+    in.validation = &validation_;
     in.compute.channels_last = false;
     in.classes = 4;
     RunDirectory dir(dir_ / mode);
@@ -68,6 +70,7 @@ class TransferModes : public ::testing::Test {
   std::filesystem::path dir_;
   data::ImageSet train_;
   data::Split split_;
+  LabelledTensors validation_;
   PluginHost host_;
   std::unique_ptr<config::Document> document_;
   std::shared_ptr<Model> model_;

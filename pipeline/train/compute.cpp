@@ -68,10 +68,12 @@ torch::Tensor Compute::place(const torch::Tensor& images) const {
 
 torch::Tensor Compute::images(const stages::Batch& batch) const {
   const auto& s = batch.shape;
-  // The batch's buffer is reused by the graph after this call: copy out of it.
   auto view = torch::from_blob(const_cast<float*>(batch.pixels.data()), {batch.count, s.channels, s.height, s.width},
                                torch::kFloat);
-  return place(view.clone());
+  auto placed = place(view);
+  // The batch's buffer belongs to the graph: copy out of it unless placing
+  // (device move or layout change) already did.
+  return placed.data_ptr() == view.data_ptr() ? placed.clone(torch::MemoryFormat::Preserve) : placed;
 }
 
 torch::Tensor Compute::labels(const stages::Batch& batch) const {

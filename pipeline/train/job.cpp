@@ -128,7 +128,10 @@ toml::table Job::run(Progress& progress) {
 
   const auto pretrained = run_pretext(dir, progress, summary);
   summary.insert("transfer", toml::table{});
-  for (const auto& mode : options_.transfer.modes) run_transfer(mode, pretrained, dir, progress, summary);
+  const EvaluationData evaluation{decode_subset(train_, split_.validation),
+                                  options_.data.test_path.empty() ? LabelledTensors{} : decode_all(test_)};
+  for (const auto& mode : options_.transfer.modes)
+    run_transfer(mode, pretrained, evaluation, dir, progress, summary);
 
   const double wall = std::chrono::duration<double>(Clock::now() - started).count();
   summary.insert("wall_seconds", wall);
@@ -223,8 +226,8 @@ void Job::save_pretext_checkpoint(const RunDirectory& dir) const {
   });
 }
 
-void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>& pretrained, RunDirectory& dir,
-                       Progress& progress, toml::table& summary) {
+void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>& pretrained,
+                       const EvaluationData& evaluation, RunDirectory& dir, Progress& progress, toml::table& summary) {
   torch::manual_seed(phase_seed(options_.seed, "transfer." + mode));
   TransferInputs in;
   in.mode = mode;
@@ -234,7 +237,8 @@ void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>&
   in.pretrained = pretrained.get();
   in.stages = &transfer_stages_;
   in.train = &train_;
-  in.test = options_.data.test_path.empty() ? nullptr : &test_;
+  in.validation = &evaluation.validation;
+  in.test = options_.data.test_path.empty() ? nullptr : &evaluation.test;
   in.split = &split_;
   in.compute = compute_;
   in.classes = classes_;

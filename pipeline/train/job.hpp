@@ -18,6 +18,7 @@
 #include "pipeline/run/run_directory.hpp"
 #include "pipeline/run/run_options.hpp"
 #include "pipeline/train/compute.hpp"
+#include "pipeline/train/trainer.hpp"
 
 namespace pretext {
 
@@ -49,14 +50,17 @@ class Job {
   void sample(const std::filesystem::path& checkpoint, std::int64_t count, const std::filesystem::path& png);
 
  private:
-  struct Phase;
+  struct EvaluationData {
+    LabelledTensors validation;
+    LabelledTensors test;
+  };
   void load_plugins(RunSections& sections);
   void load_data();
   std::shared_ptr<Backbone> run_pretext(RunDirectory& dir, Progress& progress, toml::table& summary);
   void save_pretext_checkpoint(const RunDirectory& dir) const;
   std::shared_ptr<Loss> loss_with_defaults(const std::string& name);
-  void run_transfer(const std::string& mode, const std::shared_ptr<Backbone>& pretrained, RunDirectory& dir,
-                    Progress& progress, toml::table& summary);
+  void run_transfer(const std::string& mode, const std::shared_ptr<Backbone>& pretrained,
+                    const EvaluationData& evaluation, RunDirectory& dir, Progress& progress, toml::table& summary);
 
   PluginHost host_;  // declared first: destroyed last, after every object its libraries made
   config::Document document_;

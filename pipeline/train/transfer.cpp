@@ -51,7 +51,6 @@ TransferResult run_transfer(const TransferInputs& in, RunDirectory& dir, Progres
   for (const auto& g : groups) base_lrs.push_back(g.lr);
   auto optimizer = make_optimizer(t.optimizer, std::move(groups));
 
-  const auto validation = decode_subset(*in.train, in.split->validation);
   const auto labelled = static_cast<std::int64_t>(in.split->labelled.size());
   const std::int64_t total_steps = std::max<std::int64_t>(1, (labelled / t.batch_size) * t.epochs);
   std::int64_t step = 0;
@@ -93,7 +92,7 @@ TransferResult run_transfer(const TransferInputs& in, RunDirectory& dir, Progres
         progress, epoch);
     result.wait_seconds += report.wait_seconds;
     result.graph_seconds += report.seconds;
-    result.val_accuracy = evaluate_accuracy(*backbone, *head, validation, compute, o.trainer.eval_batch_size);
+    result.val_accuracy = evaluate_accuracy(*backbone, *head, *in.validation, compute, o.trainer.eval_batch_size);
     if (result.val_accuracy > result.best_val_accuracy || result.best_epoch == 0) {
       result.best_val_accuracy = result.val_accuracy;
       result.best_epoch = epoch + 1;
@@ -110,7 +109,7 @@ TransferResult run_transfer(const TransferInputs& in, RunDirectory& dir, Progres
 
   if (in.test != nullptr) {
     result.test_accuracy =
-        evaluate_accuracy(*backbone, *head, decode_all(*in.test), compute, o.trainer.eval_batch_size);
+        evaluate_accuracy(*backbone, *head, *in.test, compute, o.trainer.eval_batch_size);
     progress.line(phase + ": val " + format_fixed(result.val_accuracy, 4) + ", test " + format_fixed(*result.test_accuracy, 4));
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -17,6 +17,7 @@
 #include "pipeline/run/run_directory.hpp"
 #include "pipeline/run/run_options.hpp"
 #include "pipeline/train/compute.hpp"
+#include "pipeline/train/trainer.hpp"
 
 namespace pretext {
 
@@ -28,8 +29,10 @@ struct TransferInputs {
   const Backbone* pretrained = nullptr;  // unused for scratch
   const std::vector<std::shared_ptr<const Stage>>* stages = nullptr;
   const data::ImageSet* train = nullptr;  // the training file; split indexes into it
-  const data::ImageSet* test = nullptr;   // nullptr: no test evaluation
   const data::Split* split = nullptr;
+  // Decoded once by the caller and shared by every mode.
+  const LabelledTensors* validation = nullptr;
+  const LabelledTensors* test = nullptr;  // nullptr: no test evaluation
   Compute compute;
   std::int64_t classes = 0;
 };
