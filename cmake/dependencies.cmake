@@ -17,11 +17,6 @@ target_include_directories(pretext_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 separate_arguments(PRETEXT_TORCH_FLAGS UNIX_COMMAND "${TORCH_CXX_FLAGS}")
 target_compile_options(pretext_torch INTERFACE ${PRETEXT_TORCH_FLAGS})
 
-# The SDK: headers only. Plugins and the host both use it.
-add_library(pretext_sdk INTERFACE)
-target_include_directories(pretext_sdk INTERFACE ${PROJECT_SOURCE_DIR}/include)
-target_link_libraries(pretext_sdk INTERFACE Boost::headers)
-
 # One precompiled <torch/torch.h>, reused by every torch translation unit
 # (REUSE_FROM needs identical flags, hence one place that sets them).
 add_library(pretext_torch_pch OBJECT ${PROJECT_SOURCE_DIR}/cmake/torch_pch.cpp)

@@ -1,6 +1,6 @@
 #include "stages/builtin_stages.hpp"
 
-#include "stages/image_ops.hpp"
+#include "pretext/image_ops.hpp"
 
 namespace pretext::stages {
 namespace {
@@ -13,10 +13,10 @@ class ColorJitterStage final : public Stage {
     params_.saturation =
         options.number("saturation", 0.5, 0.0, 1.0, "saturation factor range [1-x, 1+x]; no-op on grey");
   }
-  void apply(ImageView image, SampleRng& rng) const override { color_jitter(image, params_, rng); }
+  void apply(ImageView image, SampleRng& rng) const override { ops::color_jitter(image, params_, rng); }
 
  private:
-  ColorJitterParams params_;
+  ops::ColorJitterParams params_;
 };
 
 class HorizontalFlipStage final : public Stage {
@@ -24,7 +24,7 @@ class HorizontalFlipStage final : public Stage {
   explicit HorizontalFlipStage(Options& options)
       : probability_(options.number("probability", 0.5, 0.0, 1.0, "chance of mirroring an image")) {}
   void apply(ImageView image, SampleRng& rng) const override {
-    if (rng.uniform() < probability_) flip_horizontal(image);
+    if (rng.uniform() < probability_) ops::flip_horizontal(image);
   }
 
  private:

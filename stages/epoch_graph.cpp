@@ -10,7 +10,7 @@
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/task_arena.h>
 
-#include "stages/image_ops.hpp"
+#include "pretext/image_ops.hpp"
 
 namespace pretext::stages {
 namespace {
@@ -75,7 +75,7 @@ struct Decode {
       const std::uint32_t idx = plan->order[block->first + i];
       block->index[i] = idx;
       block->labels[i] = set.labels[idx];
-      to_float(set.image(idx), block->sample(i));
+      ops::to_float(set.image(idx), block->sample(i));
     }
     return block;
   }

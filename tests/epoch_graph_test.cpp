@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "stages/image_ops.hpp"
+#include "pretext/image_ops.hpp"
 
 namespace pretext::stages {
 namespace {
@@ -131,7 +131,7 @@ TEST(EpochGraph, LimitGrowsWhenABatchSpansMoreBlocks) {
 
 class Jitter final : public Stage {
  public:
-  void apply(ImageView image, SampleRng& rng) const override { color_jitter(image, {0.5, 0.5, 0.0}, rng); }
+  void apply(ImageView image, SampleRng& rng) const override { ops::color_jitter(image, {0.5, 0.5, 0.0}, rng); }
 };
 
 std::vector<float> all_pixels(const data::ImageSet& set, int threads) {

@@ -1,4 +1,4 @@
-#include "stages/image_ops.hpp"
+#include "pretext/image_ops.hpp"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 
 #include "stages/builtin_stages.hpp"
 
-namespace pretext::stages {
+namespace pretext::ops {
 namespace {
 
 // 4x4 single-channel image holding 0..15 row-major:
@@ -139,7 +139,7 @@ TEST(FlipHorizontal, MirrorsRows) {
 }
 
 TEST(BuiltinStages, NamesAreUnique) {
-  auto stages = builtin_stages();
+  auto stages = stages::builtin_stages();
   std::vector<std::string> names;
   for (auto& [name, maker] : stages) names.push_back(name);
   std::sort(names.begin(), names.end());
@@ -148,4 +148,4 @@ TEST(BuiltinStages, NamesAreUnique) {
 }
 
 }  // namespace
-}  // namespace pretext::stages
+}  // namespace pretext::ops

@@ -9,7 +9,7 @@
 #include "pipeline/errors.hpp"
 #include "pipeline/plugin_host/plugin_host.hpp"
 #include "pipeline/train/training_context.hpp"
-#include "stages/image_ops.hpp"
+#include "pretext/image_ops.hpp"
 
 namespace pretext {
 namespace {
@@ -76,7 +76,7 @@ TEST_F(BuiltinPlugins, RotationMakesFourLabelledRotations) {
   EXPECT_EQ(labels, (std::vector<std::int64_t>{0, 1, 2, 3}));
   for (int k = 0; k < 4; ++k) {
     std::vector<float> expected(16);
-    stages::rotate90({image.data(), {1, 4, 4}}, {expected.data(), {1, 4, 4}}, k);
+    ops::rotate90({image.data(), {1, 4, 4}}, {expected.data(), {1, 4, 4}}, k);
     EXPECT_TRUE(std::equal(expected.begin(), expected.end(), out.begin() + 16 * k)) << "rotation " << k;
   }
   // Counter-clockwise quarter turn: the top-left of view 1 is the input's top-right.
@@ -99,7 +99,7 @@ TEST_F(BuiltinPlugins, RotationRandomModeMakesOneConsistentView) {
     ASSERT_GE(label, 0);
     ASSERT_LT(label, 4);
     std::vector<float> expected(16);
-    stages::rotate90({image.data(), {1, 4, 4}}, {expected.data(), {1, 4, 4}}, static_cast<int>(label));
+    ops::rotate90({image.data(), {1, 4, 4}}, {expected.data(), {1, 4, 4}}, static_cast<int>(label));
     EXPECT_EQ(out, expected);
     seen.insert(label);
   }

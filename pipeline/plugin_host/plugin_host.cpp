@@ -14,12 +14,13 @@
 
 #include <torch/version.h>
 #include <boost/dll/library_info.hpp>
+#include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 
 #include "pipeline/errors.hpp"
 
-#ifndef PRETEXT_DEFAULT_PLUGIN_DIR
-#error "PRETEXT_DEFAULT_PLUGIN_DIR must be defined by the build (see pipeline/CMakeLists.txt)"
+#if !defined(PRETEXT_DEFAULT_PLUGIN_DIR) || !defined(PRETEXT_INSTALL_PLUGIN_DIR)
+#error "PRETEXT_DEFAULT_PLUGIN_DIR and PRETEXT_INSTALL_PLUGIN_DIR must be defined by the build"
 #endif
 
 namespace pretext {
@@ -302,7 +303,21 @@ void PluginHost::set_search_path(std::vector<fs::path> extra) {
       if (!directory.empty()) search_path_.emplace_back(directory);
     }
   }
-  search_path_.emplace_back(PRETEXT_DEFAULT_PLUGIN_DIR);
+  search_path_.push_back(builtin_plugin_directory());
+}
+
+fs::path PluginHost::builtin_plugin_directory() {
+  // An installed executable finds the plugins installed beside it
+  // (<prefix>/bin/pretext -> <prefix>/lib/pretext/plugins); a binary in the
+  // build tree uses the build's plugin directory.
+  boost::system::error_code ec;
+  const boost::dll::fs::path program = boost::dll::program_location(ec);
+  if (!ec) {
+    const fs::path installed = fs::path(program.parent_path().parent_path().string()) / PRETEXT_INSTALL_PLUGIN_DIR;
+    std::error_code exists_error;
+    if (fs::is_directory(installed, exists_error)) return installed;
+  }
+  return PRETEXT_DEFAULT_PLUGIN_DIR;
 }
 
 void PluginHost::load_library(const fs::path& file) {

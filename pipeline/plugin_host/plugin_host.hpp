@@ -48,9 +48,12 @@ class PluginHost {
 
   /// Directories searched for a plugin named by component name, in order:
   /// `extra` (from the config), then $PRETEXT_PLUGIN_PATH (':'-separated),
-  /// then the build's plugin directory (PRETEXT_DEFAULT_PLUGIN_DIR).
+  /// then the built-in plugins (builtin_plugin_directory()).
   void set_search_path(std::vector<std::filesystem::path> extra);
   [[nodiscard]] const std::vector<std::filesystem::path>& search_path() const { return search_path_; }
+  /// Where the built-in plugins are: <prefix>/lib/pretext/plugins for an
+  /// installed executable, else the build tree's plugin directory.
+  static std::filesystem::path builtin_plugin_directory();
 
   /// Loads one library (steps 1-3 above). Loading the same file twice is a no-op.
   void load_library(const std::filesystem::path& file);

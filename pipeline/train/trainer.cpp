@@ -5,7 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "stages/image_ops.hpp"
+#include "pretext/image_ops.hpp"
 
 namespace pretext {
 
@@ -72,7 +72,7 @@ LabelledTensors decode_subset(const data::ImageSet& set, const std::vector<std::
   std::int64_t* labels = out.labels.data_ptr<std::int64_t>();
   for (std::int64_t i = 0; i < n; ++i) {
     const auto idx = indices[static_cast<std::size_t>(i)];
-    stages::to_float(set.image(idx), {pixels + static_cast<std::size_t>(i) * s.numel(), s});
+    ops::to_float(set.image(idx), {pixels + static_cast<std::size_t>(i) * s.numel(), s});
     labels[i] = set.labels[idx];
   }
   return out;

@@ -9,7 +9,7 @@
 #include <torch/optim/optimizer.h>
 
 #include "pretext/sdk.hpp"
-#include "stages/image_ops.hpp"
+#include "pretext/image_ops.hpp"
 
 namespace {
 
@@ -33,12 +33,12 @@ class Rotation final : public pretext::PretextTask {
                   pretext::ImageView* views, std::int64_t* labels) const override {
     if (all_) {
       for (int k = 0; k < 4; ++k) {
-        pretext::stages::rotate90(image, views[k], k);
+        pretext::ops::rotate90(image, views[k], k);
         labels[k] = k;
       }
     } else {
       const int k = static_cast<int>(rng.below(4));
-      pretext::stages::rotate90(image, views[0], k);
+      pretext::ops::rotate90(image, views[0], k);
       labels[0] = k;
     }
   }

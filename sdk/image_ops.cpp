@@ -1,11 +1,11 @@
-#include "stages/image_ops.hpp"
+#include "pretext/image_ops.hpp"
 
 #include <algorithm>
 #include <array>
 #include <stdexcept>
 #include <utility>
 
-namespace pretext::stages {
+namespace pretext::ops {
 namespace {
 
 // ITU-R 601-2 luma, as torchvision's rgb_to_grayscale.
@@ -117,4 +117,4 @@ void flip_horizontal(ImageView image) {
   }
 }
 
-}  // namespace pretext::stages
+}  // namespace pretext::ops
