@@ -1,177 +1,95 @@
-// pretext: the command-line front end.
+// pretext: the command-line front end. One table of subcommands; each one's
+// implementation is in its own file (see commands.hpp).
 //
-//   pretext run CONFIG [--set key=value ...] [--out DIR]
-//   pretext config CONFIG [--set key=value ...]     print the resolved config
-//   pretext sample RUN_DIR --count N --out FILE.png  images from a run's generator
-//   pretext plugins                                  list available components
-//
-// Exit codes: 0 success; 2 usage, config or input error; 1 anything else.
-#include <cstdlib>
-#include <filesystem>
+// Exit codes: 0 success; 2 usage, config, input or plugin error; 1 anything else.
 #include <iostream>
 #include <string>
-#include <vector>
 
-#include <boost/filesystem.hpp>
-
-#include "pipeline/config/document.hpp"
+#include "cli/arguments.hpp"
+#include "cli/commands.hpp"
 #include "pipeline/errors.hpp"
 #include "pipeline/plugin_host/plugin_host.hpp"
-#include "pipeline/train/job.hpp"
-#include "stages/builtin_stages.hpp"
 
 namespace {
 
-constexpr const char* kUsage = R"(pretext: self-supervised pretext tasks and transfer, from a TOML config.
+using pretext::cli::Arguments;
 
-Usage:
-  pretext run CONFIG [--set KEY=VALUE ...] [--out DIR]
-      Pretext training on the unlabelled split, transfer to the labelled split
-      in each of transfer.modes, evaluation on validation and test data.
-      Writes config.toml, metrics.csv, pretext.pt, backbone.pt and summary.json
-      into DIR (default: runs/<config name>-<date>-<time>).
-  pretext config CONFIG [--set KEY=VALUE ...]
-      Validates CONFIG (plugins included) and prints it resolved: defaults
-      filled in and overrides applied.
-  pretext sample RUN_DIR [--count N] --out FILE.png
-      Images from the generator of a finished run whose pretext task
-      generates (the GAN), as a grid, 8 per row (default N: 64).
-  pretext plugins
-      Lists the models, pretext tasks, losses and stages that can be named.
-  pretext --help | pretext COMMAND --help
+struct Command {
+  const char* name;
+  int (*function)(const Arguments&);
+  const char* usage;  // synopsis line(s), then an indented description
+};
+
+const Command kCommands[] = {
+    {"run", pretext::cli::run_command,
+     "pretext run CONFIG [--set KEY=VALUE ...] [--out DIR]\n"
+     "    Pretext training on the unlabelled split, transfer to the labelled split\n"
+     "    in each of transfer.modes, evaluation on validation and test data.\n"
+     "    Writes config.toml, metrics.csv, pretext.pt, backbone.pt and summary.json\n"
+     "    into DIR (default: runs/<config name>-<date>-<time>).\n"},
+    {"config", pretext::cli::config_command,
+     "pretext config CONFIG [--set KEY=VALUE ...]\n"
+     "    Validates CONFIG (plugins included) and prints it resolved: defaults\n"
+     "    filled in and overrides applied.\n"},
+    {"sample", pretext::cli::sample_command,
+     "pretext sample RUN_DIR [--count N] --out FILE.png\n"
+     "    Images from the generator of a finished run whose pretext task\n"
+     "    generates (the GAN), as a grid, 8 per row (default N: 64).\n"},
+    {"plugins", pretext::cli::plugins_command,
+     "pretext plugins\n"
+     "    Lists the models, pretext tasks, losses and stages that can be named.\n"},
+};
+
+constexpr const char* kHeader = "pretext: self-supervised pretext tasks and transfer, from a TOML config.\n\nUsage:\n";
+constexpr const char* kFooter = R"(  pretext --help | pretext COMMAND --help
 
 Options:
   --set KEY=VALUE   Overrides any config key, e.g. --set transfer.epochs=5,
                     --set data.path=/data/train_32x32.mat. Repeatable.
-  --out DIR         Run directory.
+  --out PATH        Output directory or file.
 
 Environment:
   PRETEXT_PLUGIN_PATH   ':'-separated directories searched for plugins.
 
-Exit codes: 0 success, 2 usage/config/input error, 1 other failure.
+Exit codes: 0 success, 2 usage/config/input/plugin error, 1 other failure.
 )";
 
-struct Arguments {
-  std::string command;
-  std::vector<std::string> positional;
-  std::vector<std::string> overrides;
-  std::string out;
-  std::int64_t count = 64;
-  bool help = false;
-};
-
-Arguments parse(int argc, char** argv) {
-  Arguments args;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&](const std::string& flag) -> std::string {
-      if (i + 1 >= argc) throw pretext::UsageError(flag + " needs a value");
-      return argv[++i];
-    };
-    if (a == "-h" || a == "--help") {
-      args.help = true;
-    } else if (a == "--set") {
-      args.overrides.push_back(value(a));
-    } else if (a.rfind("--set=", 0) == 0) {
-      args.overrides.push_back(a.substr(6));
-    } else if (a == "--out") {
-      args.out = value(a);
-    } else if (a.rfind("--out=", 0) == 0) {
-      args.out = a.substr(6);
-    } else if (a == "--count") {
-      const std::string text = value(a);
-      try {
-        args.count = std::stoll(text);
-      } catch (const std::exception&) {
-        args.count = 0;
-      }
-      if (args.count < 1 || args.count > 4096) throw pretext::UsageError("--count expects 1..4096, got " + text);
-    } else if (a.rfind("--", 0) == 0) {
-      throw pretext::UsageError("unknown option " + a);
-    } else if (args.command.empty()) {
-      args.command = a;
-    } else {
-      args.positional.push_back(a);
-    }
+void print_usage(std::ostream& out, const Command* only) {
+  if (only != nullptr) {
+    out << "Usage:\n  " << only->usage;
+    return;
   }
-  return args;
+  out << kHeader;
+  for (const auto& command : kCommands) out << "  " << command.usage;
+  out << kFooter;
 }
 
-std::filesystem::path config_argument(const Arguments& args) {
-  if (args.positional.size() != 1)
-    throw pretext::UsageError("'pretext " + args.command + "' takes exactly one CONFIG file");
-  return args.positional.front();
+const Command* find_command(const std::string& name) {
+  for (const auto& command : kCommands)
+    if (name == command.name) return &command;
+  return nullptr;
 }
 
-int run(const Arguments& args) {
-  pretext::JobRequest request{config_argument(args), args.overrides, args.out};
-  pretext::Job job(request);
-  auto progress = pretext::Progress::to_stderr();
-  job.run(progress);
-  std::cout << (job.run_directory() / "summary.json").string() << '\n';
-  return 0;
-}
-
-int print_config(const Arguments& args) {
-  pretext::JobRequest request{config_argument(args), args.overrides, {}};
-  pretext::Job job(request);
-  std::cout << job.resolved_config() << '\n';
-  return 0;
-}
-
-int sample(const Arguments& args) {
-  if (args.positional.size() != 1) throw pretext::UsageError("'pretext sample' takes exactly one RUN_DIR");
-  if (args.out.empty()) throw pretext::UsageError("'pretext sample' needs --out FILE.png");
-  const std::filesystem::path run_dir = args.positional.front();
-  pretext::JobRequest request{run_dir / "config.toml", {}, run_dir};
-  pretext::Job job(request);
-  job.sample(run_dir / "pretext.pt", args.count, args.out);
-  std::cout << args.out << '\n';
-  return 0;
-}
-
-int list_plugins() {
-  pretext::PluginHost host;
-  for (auto& [name, maker] : pretext::stages::builtin_stages()) host.builtins().add_stage(name, maker);
-  for (const auto& dir : host.search_path()) {
-    boost::system::error_code ec;
-    for (boost::filesystem::directory_iterator it(dir.string(), ec), end; !ec && it != end; it.increment(ec)) {
-      const auto file = it->path();
-      if (file.extension() == ".so" && file.filename().string().rfind("pretext_", 0) == 0) {
-        try {
-          host.load_library(file.string());
-        } catch (const std::exception& e) {
-          std::cerr << "skipped: " << e.what() << '\n';
-        }
-      }
-    }
+int dispatch(int argc, char** argv) {
+  const Arguments args = pretext::cli::parse_arguments(argc, argv);
+  if (args.command.empty()) {
+    print_usage(args.help ? std::cout : std::cerr, nullptr);
+    return args.help ? 0 : 2;
   }
-  for (auto kind : {pretext::ComponentKind::model, pretext::ComponentKind::pretext, pretext::ComponentKind::loss,
-                    pretext::ComponentKind::stage}) {
-    std::cout << pretext::to_string(kind) << ":\n";
-    for (const auto& name : host.names(kind)) std::cout << "  " << name << "  " << host.origin(kind, name) << '\n';
+  const Command* command = find_command(args.command);
+  if (command == nullptr) throw pretext::UsageError("unknown command '" + args.command + "' (try pretext --help)");
+  if (args.help) {
+    print_usage(std::cout, command);
+    return 0;
   }
-  return 0;
+  return command->function(args);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
-    const Arguments args = parse(argc, argv);
-    if (args.command.empty() || (args.help && args.command.empty())) {
-      std::cout << kUsage;
-      return args.command.empty() && !args.help ? 2 : 0;
-    }
-    if (args.help) {
-      std::cout << kUsage;
-      return 0;
-    }
-    if (args.command == "run") return run(args);
-    if (args.command == "config") return print_config(args);
-    if (args.command == "sample") return sample(args);
-    if (args.command == "plugins") return list_plugins();
-    throw pretext::UsageError("unknown command '" + args.command + "' (try pretext --help)");
+    return dispatch(argc, argv);
   } catch (const pretext::UsageError& e) {
     std::cerr << "pretext: " << e.what() << '\n';
     return 2;

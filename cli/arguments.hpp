@@ -1,0 +1,34 @@
+// Command-line arguments shared by every `pretext` subcommand.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace pretext::cli {
+
+struct Arguments {
+  std::string command;
+  std::vector<std::string> positional;
+  std::vector<std::string> overrides;         // --set KEY=VALUE, repeatable
+  std::map<std::string, std::string> values;  // --out DIR, --count N, ... (last one wins)
+  bool help = false;
+
+  [[nodiscard]] bool has(const std::string& flag) const { return values.count(flag) != 0; }
+  /// The flag's value, or `fallback` when absent.
+  [[nodiscard]] std::string value(const std::string& flag, const std::string& fallback = {}) const;
+  /// The flag's value, or a UsageError naming the command and `what` it is for.
+  [[nodiscard]] std::string required(const std::string& flag, const std::string& what) const;
+  /// An integer flag within [min, max], or `fallback` when absent.
+  [[nodiscard]] std::int64_t integer(const std::string& flag, std::int64_t fallback, std::int64_t min,
+                                     std::int64_t max) const;
+  /// The only positional argument, or a UsageError naming `what` it should be.
+  [[nodiscard]] std::filesystem::path single(const std::string& what) const;
+};
+
+/// Flags that take a value; any other "--flag" is an error.
+Arguments parse_arguments(int argc, char** argv);
+
+}  // namespace pretext::cli
