@@ -10,7 +10,7 @@ namespace {
 
 // Every valued flag any subcommand understands. A subcommand that does not
 // use one ignores it; an unknown flag is an error.
-constexpr std::array<std::string_view, 7> kValuedFlags = {"out", "count", "data", "mode", "jobs", "set", "pool"};
+constexpr std::array<std::string_view, 8> kValuedFlags = {"out", "count", "data", "mode", "jobs", "set", "pool", "base"};
 
 bool is_valued(std::string_view name) {
   for (auto flag : kValuedFlags)

@@ -10,5 +10,9 @@ int run_command(const Arguments& args);      // run_commands.cpp
 int config_command(const Arguments& args);   // run_commands.cpp
 int sample_command(const Arguments& args);   // run_commands.cpp
 int plugins_command(const Arguments& args);  // run_commands.cpp
+int report_command(const Arguments& args);   // report_command.cpp
+int export_command(const Arguments& args);   // export_commands.cpp
+int embed_command(const Arguments& args);    // export_commands.cpp
+int sweep_command(const Arguments& args);    // sweep_command.cpp
 
 }  // namespace pretext::cli

@@ -25,7 +25,8 @@ const Command kCommands[] = {
      "pretext run CONFIG [--set KEY=VALUE ...] [--out DIR]\n"
      "    Pretext training on the unlabelled split, transfer to the labelled split\n"
      "    in each of transfer.modes, evaluation on validation and test data.\n"
-     "    Writes config.toml, metrics.csv, pretext.pt, backbone.pt and summary.json\n"
+     "    Writes config.toml, model.toml, metrics.csv, pretext.pt, backbone.pt,\n"
+     "    transfer-<mode>.pt per mode, summary.json (and .toml) and report.html\n"
      "    into DIR (default: runs/<config name>-<date>-<time>).\n"},
     {"config", pretext::cli::config_command,
      "pretext config CONFIG [--set KEY=VALUE ...]\n"
@@ -35,9 +36,32 @@ const Command kCommands[] = {
      "pretext sample RUN_DIR [--count N] --out FILE.png\n"
      "    Images from the generator of a finished run whose pretext task\n"
      "    generates (the GAN), as a grid, 8 per row (default N: 64).\n"},
+    {"export", pretext::cli::export_command,
+     "pretext export RUN_DIR [--mode pretext|fixed|finetuned|scratch] --out FILE.pt\n"
+     "    A run's networks as a PyTorch state dict (torch.load reads it): the\n"
+     "    pretext backbone (default), or a transfer mode's backbone and head.\n"},
+    {"embed", pretext::cli::embed_command,
+     "pretext embed RUN_DIR --data CONFIG_OR_FILE --out FILE.npy [--mode M] [--pool none|avg]\n"
+     "    Frozen features of a dataset (a config's [data], a .mat or an IDX file)\n"
+     "    as an N x D float32 .npy, and labels as FILE.labels.npy (-1: unknown).\n"},
     {"plugins", pretext::cli::plugins_command,
      "pretext plugins\n"
      "    Lists the models, pretext tasks, losses and stages that can be named.\n"},
+    {"report", pretext::cli::report_command,
+     "pretext report RUN_OR_SWEEP_DIR\n"
+     "    Writes report.html into the directory: charts (also as charts/*.svg) and\n"
+     "    tables of a run, or of every variant of a sweep (sweep-manifest.toml).\n"
+     "    Self-contained: no scripts, nothing fetched. Prints the report's path.\n"},
+    {"sweep", pretext::cli::sweep_command,
+     "pretext sweep SWEEP.toml [--base CONFIG] [--out DIR] [--set KEY=VALUE ...] [--jobs N]\n"
+     "    Runs every variant of a sweep file (a base config plus labelled key\n"
+     "    overrides, listed or as a grid) into DIR/<variant>, then writes\n"
+     "    DIR/report.html. Every variant is validated first. Run it again to\n"
+     "    resume: finished variants are skipped, an interrupted one restarts.\n"
+     "    --jobs N runs N variants at once, splitting the threads between them.\n"
+     "    --set applies to every variant; --base replaces the sweep's base config\n"
+     "    (the same studies on another dataset). DIR defaults to\n"
+     "    runs/sweep-<sweep name>[-<base name>].\n"},
 };
 
 constexpr const char* kHeader = "pretext: self-supervised pretext tasks and transfer, from a TOML config.\n\nUsage:\n";

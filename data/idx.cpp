@@ -188,6 +188,23 @@ ImageSet load_idx(const std::filesystem::path& images, const std::filesystem::pa
   return set;
 }
 
+ImageSet load_idx_images(const std::filesystem::path& images) {
+  IdxStream stream(images);
+  const std::vector<std::uint32_t> dims = read_header(stream, kImagesMagic, "uint8 images, 3 dimensions");
+  if (dims[0] == 0) fail(images, "expected at least one image, found a header declaring 0 images");
+  if (dims[1] == 0 || dims[2] == 0 || dims[1] > INT_MAX || dims[2] > INT_MAX)
+    fail(images, "expected a positive image size, found " + std::to_string(dims[1]) + "x" + std::to_string(dims[2]));
+  ImageSet set;
+  set.shape = ImageShape{1, static_cast<int>(dims[1]), static_cast<int>(dims[2])};
+  const std::string declared =
+      std::to_string(dims[0]) + " images of " + std::to_string(dims[1]) + "x" + std::to_string(dims[2]);
+  if (set.shape.numel() > SIZE_MAX / dims[0]) fail(images, "the header declares an impossible size: " + declared);
+  set.pixels = read_payload(stream, dims[0] * set.shape.numel(), declared);
+  set.labels.assign(dims[0], -1);
+  set.origin = images.string() + " (no labels)";
+  return set;
+}
+
 std::filesystem::path idx_labels_path_for(const std::filesystem::path& images) {
   static const std::string kImagesTag = "images-idx3";
   static const std::string kLabelsTag = "labels-idx1";

@@ -17,7 +17,7 @@ namespace pretext::data {
 struct ImageSet {
   ImageShape shape;                  // of every image
   std::vector<std::uint8_t> pixels;  // size() * shape.numel() bytes, image-major, CHW
-  std::vector<std::int64_t> labels;  // one per image, 0-based
+  std::vector<std::int64_t> labels;  // one per image, 0-based; -1 when unknown
   std::string origin;                // the file(s) it came from, for messages
 
   [[nodiscard]] std::size_t size() const { return labels.size(); }
@@ -34,6 +34,10 @@ ImageSet load_svhn_mat(const std::filesystem::path& file);
 /// (detected by magic). Returns 1xHxW images. Throws InputError on a missing,
 /// truncated or malformed file, or when the counts disagree.
 ImageSet load_idx(const std::filesystem::path& images, const std::filesystem::path& labels);
+
+/// Reads an IDX image file alone, for images whose labels are unknown: every
+/// label is -1. Same checks as load_idx.
+ImageSet load_idx_images(const std::filesystem::path& images);
 
 /// The label file conventionally paired with an IDX image file:
 /// ".../train-images-idx3-ubyte.gz" -> ".../train-labels-idx1-ubyte.gz".

@@ -13,6 +13,7 @@ packages=(
   libtbb-dev libtomlplusplus-dev libboost-dev libboost-filesystem-dev
   libmatio-dev zlib1g-dev libpng-dev
   googletest libgtest-dev
+  libxml2-dev                         # tests only: the HTML and SVG reports are parsed as XML
   dataset-fashion-mnist               # the built-in default data
 )
 

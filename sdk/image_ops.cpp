@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <stdexcept>
+#include <string>
 #include <utility>
+#include <vector>
 
 namespace pretext::ops {
 namespace {
@@ -22,6 +25,36 @@ void blend_with_scalar(ImageView image, float factor, float other) {
   const std::size_t n = image.shape.numel();
   for (std::size_t i = 0; i < n; ++i) p[i] = clamp01(factor * p[i] + offset);
 }
+
+// One output row or column of a bilinear resize: the two source indices and
+// the weight of the second.
+struct Tap {
+  std::size_t first = 0;
+  std::size_t second = 0;
+  float weight = 0.0F;
+};
+
+// align_corners=False source coordinates of `out` samples over [start, start
+// + length) of an axis of `in` pixels, clamped to the box's own edge pixels,
+// as F.interpolate sees a crop that has already been cut out.
+std::vector<Tap> bilinear_taps(double start, double length, int out, int in) {
+  std::vector<Tap> taps(static_cast<std::size_t>(out));
+  const double scale = length / out;
+  const double lo = std::max(0.0, start);
+  const double hi = std::min(static_cast<double>(in - 1), std::max(start, start + length - 1.0));
+  for (int d = 0; d < out; ++d) {
+    const double s = std::clamp(start + (d + 0.5) * scale - 0.5, lo, std::max(lo, hi));
+    const auto i0 = static_cast<int>(std::floor(s));
+    Tap& tap = taps[static_cast<std::size_t>(d)];
+    tap.first = static_cast<std::size_t>(i0);
+    tap.second = static_cast<std::size_t>(std::min(i0 + 1, in - 1));
+    tap.weight = static_cast<float>(s - i0);
+  }
+  return taps;
+}
+
+// Python's round(): half to even (nearbyint in the default rounding mode).
+int round_half_even(double v) { return static_cast<int>(std::nearbyint(v)); }
 
 }  // namespace
 
@@ -113,6 +146,73 @@ void flip_horizontal(ImageView image) {
     for (int y = 0; y < image.shape.height; ++y) {
       float* row = image.plane(c) + static_cast<std::size_t>(y) * w;
       std::reverse(row, row + w);
+    }
+  }
+}
+
+CropBox random_resized_crop_box(const ImageShape& shape, double min_scale, double max_scale, double min_ratio,
+                                double max_ratio, SampleRng& rng) {
+  if (!(min_scale > 0.0 && min_scale <= max_scale))
+    throw std::invalid_argument("random_resized_crop_box: need 0 < min_scale <= max_scale, got " +
+                                std::to_string(min_scale) + ", " + std::to_string(max_scale));
+  if (!(min_ratio > 0.0 && min_ratio <= max_ratio))
+    throw std::invalid_argument("random_resized_crop_box: need 0 < min_ratio <= max_ratio, got " +
+                                std::to_string(min_ratio) + ", " + std::to_string(max_ratio));
+  const int height = shape.height;
+  const int width = shape.width;
+  const double area = static_cast<double>(height) * width;
+  const double log_min = std::log(min_ratio);
+  const double log_max = std::log(max_ratio);
+  constexpr int kAttempts = 10;  // torchvision's
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    const double target_area = area * rng.uniform(min_scale, max_scale);
+    const double ratio = std::exp(rng.uniform(log_min, log_max));
+    const int w = round_half_even(std::sqrt(target_area * ratio));
+    const int h = round_half_even(std::sqrt(target_area / ratio));
+    if (w > 0 && w <= width && h > 0 && h <= height) {
+      const auto top = rng.below(static_cast<std::uint64_t>(height - h) + 1);
+      const auto left = rng.below(static_cast<std::uint64_t>(width - w) + 1);
+      return {static_cast<float>(top), static_cast<float>(left), static_cast<float>(h), static_cast<float>(w)};
+    }
+  }
+  // Fallback: the largest centred box whose ratio is inside the range.
+  const double in_ratio = static_cast<double>(width) / height;
+  int w = width;
+  int h = height;
+  if (in_ratio < min_ratio) {
+    h = round_half_even(w / min_ratio);
+  } else if (in_ratio > max_ratio) {
+    w = round_half_even(h * max_ratio);
+  }
+  return {static_cast<float>((height - h) / 2), static_cast<float>((width - w) / 2), static_cast<float>(h),
+          static_cast<float>(w)};
+}
+
+void resized_crop(ConstImageView src, CropBox box, ImageView dst) {
+  const ImageShape& in = src.shape;
+  if (dst.shape.channels != in.channels)
+    throw std::invalid_argument("resized_crop: source has " + std::to_string(in.channels) + " channels, destination " +
+                                std::to_string(dst.shape.channels));
+  if (!(box.height > 0.0F && box.width > 0.0F && box.top >= 0.0F && box.left >= 0.0F &&
+        box.top + box.height <= static_cast<float>(in.height) && box.left + box.width <= static_cast<float>(in.width)))
+    throw std::invalid_argument("resized_crop: box (top " + std::to_string(box.top) + ", left " +
+                                std::to_string(box.left) + ", " + std::to_string(box.height) + "x" +
+                                std::to_string(box.width) + ") is empty or outside the " + std::to_string(in.height) +
+                                "x" + std::to_string(in.width) + " image");
+  const auto rows = bilinear_taps(box.top, box.height, dst.shape.height, in.height);
+  const auto cols = bilinear_taps(box.left, box.width, dst.shape.width, in.width);
+  const auto in_width = static_cast<std::size_t>(in.width);
+  for (int c = 0; c < in.channels; ++c) {
+    const float* plane = src.plane(c);
+    float* out = dst.plane(c);
+    for (const Tap& row : rows) {
+      const float* upper = plane + row.first * in_width;
+      const float* lower = plane + row.second * in_width;
+      for (const Tap& col : cols) {
+        const float top = (1.0F - col.weight) * upper[col.first] + col.weight * upper[col.second];
+        const float bottom = (1.0F - col.weight) * lower[col.first] + col.weight * lower[col.second];
+        *out++ = (1.0F - row.weight) * top + row.weight * bottom;
+      }
     }
   }
 }

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
+#include <set>
 #include <vector>
 
 #include "stages/builtin_stages.hpp"
@@ -136,6 +138,101 @@ TEST(FlipHorizontal, MirrorsRows) {
   std::vector<float> img{1, 2, 3, 4};
   flip_horizontal({img.data(), {1, 2, 2}});
   EXPECT_EQ(img, (std::vector<float>{2, 1, 4, 3}));
+}
+
+TEST(ResizedCrop, IdentityBoxReturnsTheImageExactly) {
+  std::vector<float> src(2 * 5 * 7);
+  for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>((i * 29) % 17) / 16.0F;
+  std::vector<float> dst(src.size(), -1.0F);
+  resized_crop({src.data(), {2, 5, 7}}, {0.0F, 0.0F, 5.0F, 7.0F}, {dst.data(), {2, 5, 7}});
+  EXPECT_EQ(dst, src);
+}
+
+TEST(ResizedCrop, CentreTwoByTwoUpsampledLikeInterpolate) {
+  // F.interpolate(arange(16.).view(1, 1, 4, 4)[..., 1:3, 1:3], size=4,
+  //               mode="bilinear", align_corners=False)
+  auto src = counting_image();
+  std::vector<float> dst(16, -1.0F);
+  resized_crop({src.data(), {1, 4, 4}}, {1.0F, 1.0F, 2.0F, 2.0F}, {dst.data(), {1, 4, 4}});
+  const std::vector<float> expected{5.0F, 5.25F, 5.75F, 6.0F,    // row 0: the crop's top row, widened
+                                    6.0F, 6.25F, 6.75F, 7.0F,    //
+                                    8.0F, 8.25F, 8.75F, 9.0F,    //
+                                    9.0F, 9.25F, 9.75F, 10.0F};  // row 3: its bottom row
+  for (std::size_t i = 0; i < 16; ++i) EXPECT_FLOAT_EQ(dst[i], expected[i]) << "pixel " << i;
+}
+
+TEST(ResizedCrop, WholeImageHalvedAveragesTwoByTwoBlocks) {
+  // F.interpolate(arange(16.).view(1, 1, 4, 4), size=2, mode="bilinear"): samples at 0.5 and 2.5.
+  auto src = counting_image();
+  std::vector<float> dst(4, -1.0F);
+  resized_crop({src.data(), {1, 4, 4}}, {0.0F, 0.0F, 4.0F, 4.0F}, {dst.data(), {1, 2, 2}});
+  EXPECT_EQ(dst, (std::vector<float>{2.5F, 4.5F, 10.5F, 12.5F}));
+}
+
+TEST(ResizedCrop, RejectsBoxesOutsideTheImage) {
+  auto src = counting_image();
+  std::vector<float> dst(16);
+  EXPECT_THROW(resized_crop({src.data(), {1, 4, 4}}, {1.0F, 0.0F, 4.0F, 4.0F}, {dst.data(), {1, 4, 4}}),
+               std::invalid_argument);
+  EXPECT_THROW(resized_crop({src.data(), {1, 4, 4}}, {0.0F, 0.0F, 0.0F, 4.0F}, {dst.data(), {1, 4, 4}}),
+               std::invalid_argument);
+}
+
+TEST(RandomResizedCropBox, StaysInsideTheImageAndWithinScaleAndRatio) {
+  constexpr double kMinScale = 0.2;
+  constexpr double kMaxScale = 1.0;
+  constexpr double kMinRatio = 3.0 / 4.0;
+  constexpr double kMaxRatio = 4.0 / 3.0;
+  const ImageShape shape{1, 32, 24};
+  const double area = 32.0 * 24.0;
+  std::set<std::vector<float>> distinct;
+  for (std::uint64_t i = 0; i < 2000; ++i) {
+    SampleRng rng(3, 0, i, 0, 0);
+    const CropBox b = random_resized_crop_box(shape, kMinScale, kMaxScale, kMinRatio, kMaxRatio, rng);
+    ASSERT_GE(b.top, 0.0F);
+    ASSERT_GE(b.left, 0.0F);
+    ASSERT_GE(b.height, 1.0F);
+    ASSERT_GE(b.width, 1.0F);
+    ASSERT_LE(b.top + b.height, 32.0F);
+    ASSERT_LE(b.left + b.width, 24.0F);
+    ASSERT_EQ(b.height, std::round(b.height));  // whole pixels
+    // Width and height are the drawn real values rounded to the nearest pixel.
+    const double w = b.width;
+    const double h = b.height;
+    ASSERT_GE((w + 0.5) * (h + 0.5), kMinScale * area) << w << "x" << h;
+    ASSERT_LE((w - 0.5) * (h - 0.5), kMaxScale * area) << w << "x" << h;
+    ASSERT_GE((w + 0.5) / (h - 0.5), kMinRatio) << w << "x" << h;
+    ASSERT_LE((w - 0.5) / (h + 0.5), kMaxRatio) << w << "x" << h;
+    distinct.insert({b.top, b.left, b.height, b.width});
+  }
+  EXPECT_GT(distinct.size(), 500U);  // really random, not one fixed box
+}
+
+TEST(RandomResizedCropBox, FullScaleAndUnitRatioIsTheWholeSquareImage) {
+  SampleRng rng(1, 2, 3, 4, 5);
+  const CropBox b = random_resized_crop_box({3, 16, 16}, 1.0, 1.0, 1.0, 1.0, rng);
+  EXPECT_EQ(std::vector<float>({b.top, b.left, b.height, b.width}), std::vector<float>({0.0F, 0.0F, 16.0F, 16.0F}));
+}
+
+TEST(RandomResizedCropBox, FallsBackToACentreCropClampedToTheRatio) {
+  // A 40x10 image cannot hold any box of ratio >= 2 and half its area or more
+  // (its width would exceed 10), so all ten attempts fail.
+  SampleRng rng(0, 0, 0, 0, 0);
+  const CropBox b = random_resized_crop_box({1, 40, 10}, 0.5, 1.0, 2.0, 3.0, rng);
+  // in_ratio 0.25 < 2: full width, height round(10 / 2) = 5, centred.
+  EXPECT_EQ(std::vector<float>({b.top, b.left, b.height, b.width}), std::vector<float>({17.0F, 0.0F, 5.0F, 10.0F}));
+}
+
+TEST(RandomResizedCropBox, SameRngGivesSameBoxAndBadRangesThrow) {
+  SampleRng a(7, 1, 2, 0, 3);
+  SampleRng b(7, 1, 2, 0, 3);
+  const CropBox x = random_resized_crop_box({1, 32, 32}, 0.2, 1.0, 0.75, 4.0 / 3.0, a);
+  const CropBox y = random_resized_crop_box({1, 32, 32}, 0.2, 1.0, 0.75, 4.0 / 3.0, b);
+  EXPECT_EQ(std::vector<float>({x.top, x.left, x.height, x.width}),
+            std::vector<float>({y.top, y.left, y.height, y.width}));
+  EXPECT_THROW((void)random_resized_crop_box({1, 8, 8}, 0.6, 0.5, 1.0, 1.0, a), std::invalid_argument);
+  EXPECT_THROW((void)random_resized_crop_box({1, 8, 8}, 0.0, 0.5, 1.0, 1.0, a), std::invalid_argument);
+  EXPECT_THROW((void)random_resized_crop_box({1, 8, 8}, 0.5, 0.5, 2.0, 1.0, a), std::invalid_argument);
 }
 
 TEST(BuiltinStages, NamesAreUnique) {

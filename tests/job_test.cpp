@@ -89,7 +89,8 @@ std::map<int, double> pretext_losses(const fs::path& file) {
 TEST_F(TinyRun, CompletesWithAFullRunDirectoryAndFallingPretextLoss) {
   const auto out = dir_ / "run";
   const auto summary = run(out);
-  for (const char* name : {"config.toml", "metrics.csv", "pretext.pt", "backbone.pt", "summary.json"})
+  for (const char* name : {"config.toml", "metrics.csv", "pretext.pt", "backbone.pt", "summary.json", "summary.toml",
+                           "report.html", "charts/transfer-val-accuracy.svg"})
     EXPECT_TRUE(fs::exists(out / name)) << name;
 
   for (const char* mode : {"fixed", "finetuned", "scratch"}) {

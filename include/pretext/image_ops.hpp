@@ -44,4 +44,30 @@ PRETEXT_SDK_API void adjust_saturation(ImageView image, float factor);
 /// Mirrors left-right in place.
 PRETEXT_SDK_API void flip_horizontal(ImageView image);
 
+/// A crop rectangle in pixels of the source image: rows [top, top + height),
+/// columns [left, left + width). Floats so a caller may describe sub-pixel
+/// boxes; random_resized_crop_box only makes whole-pixel ones.
+struct CropBox {
+  float top = 0.0F;
+  float left = 0.0F;
+  float height = 0.0F;
+  float width = 0.0F;
+};
+
+/// torchvision RandomResizedCrop.get_params: up to 10 draws of an area
+/// fraction in [min_scale, max_scale] and an aspect ratio (width / height)
+/// log-uniform in [min_ratio, max_ratio], rounded to whole pixels; the first
+/// box that fits is placed uniformly at random. If none fits, a centre crop
+/// of the whole image clamped to the ratio range. Throws std::invalid_argument
+/// unless 0 < min_scale <= max_scale and 0 < min_ratio <= max_ratio.
+PRETEXT_SDK_API CropBox random_resized_crop_box(const ImageShape& shape, double min_scale, double max_scale,
+                                                double min_ratio, double max_ratio, SampleRng& rng);
+
+/// Crops `box` out of `src` and resizes it to `dst`'s height and width with
+/// bilinear interpolation, align_corners=False and no antialiasing: exactly
+/// torchvision's resized_crop on a tensor (F.interpolate of the crop), with
+/// the crop's edge pixels repeated beyond its border. The identity box gives
+/// `src` back bit for bit. Channels must match; `dst` must not alias `src`.
+PRETEXT_SDK_API void resized_crop(ConstImageView src, CropBox box, ImageView dst);
+
 }  // namespace pretext::ops

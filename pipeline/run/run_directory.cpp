@@ -85,6 +85,10 @@ void RunDirectory::write_summary(const toml::table& summary) const {
   std::ostringstream json;
   json << toml::json_formatter{summary} << '\n';
   write_file_atomically(file("summary.json"), json.str());
+  // The same table as TOML, which pretext itself can read back (pretext report).
+  std::ostringstream toml_text;
+  toml_text << toml::toml_formatter{summary} << '\n';
+  write_file_atomically(file("summary.toml"), toml_text.str());
 }
 
 }  // namespace pretext

@@ -37,7 +37,8 @@ class RunDirectory {
   void add_metric(std::string_view phase, int epoch, std::string_view metric, double value);
   void flush_metrics() const;
 
-  /// summary.json from a TOML table (nested tables become nested objects).
+  /// summary.json from a TOML table (nested tables become nested objects), and
+  /// the same table as summary.toml, for pretext to read back.
   void write_summary(const toml::table& summary) const;
 
  private:

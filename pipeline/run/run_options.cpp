@@ -39,6 +39,26 @@ DataOptions read_data(config::Section& s) {
   return d;
 }
 
+EvaluationOptions read_evaluation(config::Section& s) {
+  EvaluationOptions e;
+  const std::vector<std::string> pooling = {"flatten", "avg_pool"};
+  e.knn = s.boolean("knn", e.knn, "kNN accuracy of the frozen features (cosine, labelled split as memory bank)");
+  e.knn_k = s.integer("knn_k", e.knn_k, 1, 1000, "neighbours that vote in kNN (at most the labelled images)");
+  e.knn_features = s.choice("knn_features", e.knn_features, pooling,
+                            "kNN features: flatten (C*H*W) or avg_pool (global average over H, W: C)");
+  e.linear_probe = s.boolean("linear_probe", e.linear_probe,
+                             "logistic regression on the frozen features of the labelled split (L-BFGS)");
+  e.linear_probe_features = s.choice("linear_probe_features", e.linear_probe_features, pooling,
+                                     "linear-probe features: flatten (C*H*W) or avg_pool (C)");
+  e.linear_probe_l2 = s.number("linear_probe_l2", e.linear_probe_l2, 0.0, 1e6,
+                               "L2 penalty on the probe's weights: loss + l2/2 * |W|^2");
+  e.linear_probe_iterations = s.integer("linear_probe_iterations", e.linear_probe_iterations, 1, 10000,
+                                        "L-BFGS iterations of the linear probe (full batch)");
+  e.random_init = s.boolean("random_init", e.random_init,
+                            "also evaluate a freshly initialised backbone: the baseline pretext features must beat");
+  return e;
+}
+
 }  // namespace
 
 RunSections::RunSections(config::Document& document)
@@ -52,12 +72,13 @@ RunSections::RunSections(config::Document& document)
       pretext_loss(pretext.child("loss")),
       transfer(root.child("transfer")),
       transfer_loss(transfer.child("loss")),
+      evaluation(root.child("evaluation")),
       pretext_stages(pretext.table_array("stages")),
       transfer_stages(transfer.table_array("stages")) {}
 
 void RunSections::finish() const {
   for (const config::Section* s : {&root, &data, &pipeline, &trainer, &plugins, &model, &pretext, &pretext_loss,
-                                   &transfer, &transfer_loss})
+                                   &transfer, &transfer_loss, &evaluation})
     s->finish();
   for (const auto& s : pretext_stages) s.finish();
   for (const auto& s : transfer_stages) s.finish();
@@ -117,6 +138,7 @@ RunOptions read_run_options(RunSections& s) {
   o.transfer.lr_schedule = s.transfer.choice("lr_schedule", o.transfer.lr_schedule, {"constant", "cosine"},
                                              "constant, or cosine decay to 0 over all transfer steps");
   o.transfer_loss_plugin = s.transfer_loss.string("plugin", o.transfer_loss_plugin, "loss plugin for transfer");
+  o.evaluation = read_evaluation(s.evaluation);
   return o;
 }
 

@@ -63,6 +63,20 @@ struct TransferOptions {
   std::int64_t frozen_epochs = 0;        // finetuned/scratch: first epochs with the backbone frozen
 };
 
+/// Evaluations of the frozen pretext features, beyond the study's transfer:
+/// kNN accuracy and a linear probe, on the pretext backbone and on a freshly
+/// initialised one (the reference the pretext features must beat).
+struct EvaluationOptions {
+  bool knn = true;
+  std::int64_t knn_k = 20;
+  std::string knn_features = "flatten";  // flatten | avg_pool
+  bool linear_probe = true;
+  std::string linear_probe_features = "avg_pool";  // flatten | avg_pool
+  double linear_probe_l2 = 1e-4;
+  std::int64_t linear_probe_iterations = 200;  // L-BFGS iterations
+  bool random_init = true;                     // also evaluate a freshly initialised backbone
+};
+
 struct RunOptions {
   std::uint64_t seed = 0;
   std::int64_t threads = 2;  // LibTorch intra-op threads
@@ -75,6 +89,7 @@ struct RunOptions {
   TrainerOptions trainer;
   PretextOptions pretext;
   TransferOptions transfer;
+  EvaluationOptions evaluation;
 };
 
 /// Every table of a run config, open for reading. Keeps track of what was
@@ -92,6 +107,7 @@ struct RunSections {
   config::Section pretext_loss;
   config::Section transfer;
   config::Section transfer_loss;
+  config::Section evaluation;
   std::vector<config::Section> pretext_stages;
   std::vector<config::Section> transfer_stages;
 

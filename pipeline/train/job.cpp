@@ -8,7 +8,10 @@
 #include <sstream>
 
 #include "pipeline/errors.hpp"
+#include "pipeline/report/html_report.hpp"
 #include "pipeline/run/png_grid.hpp"
+#include "pipeline/train/evaluation.hpp"
+#include "pipeline/train/saved_run.hpp"
 #include "pipeline/train/trainer.hpp"
 #include "pipeline/train/transfer.hpp"
 #include "pipeline/train/training_context.hpp"
@@ -66,7 +69,7 @@ Job::Job(const JobRequest& request) : document_(config::Document::load(request.c
   load_plugins(sections);
   sections.finish();
   out_ = request.out.empty() ? default_run_directory(request.config) : request.out;
-  load_data();
+  if (request.load_data) load_data();
 }
 
 Job::~Job() = default;
@@ -116,6 +119,7 @@ toml::table Job::run(Progress& progress) {
   torch::set_num_threads(static_cast<int>(options_.threads));
   RunDirectory dir(out_);
   dir.write_resolved_config(resolved_config());
+  write_network_shape(dir, NetworkShape{train_.shape, classes_});  // export and embed rebuild the networks from it
 
   toml::table summary;
   summary.insert("seed", static_cast<std::int64_t>(options_.seed));
@@ -130,6 +134,7 @@ toml::table Job::run(Progress& progress) {
   summary.insert("transfer", toml::table{});
   const EvaluationData evaluation{decode_subset(train_, split_.validation),
                                   options_.data.test_path.empty() ? LabelledTensors{} : decode_all(test_)};
+  run_feature_evaluations(*pretrained, evaluation, dir, progress, summary);
   for (const auto& mode : options_.transfer.modes)
     run_transfer(mode, pretrained, evaluation, dir, progress, summary);
 
@@ -138,6 +143,12 @@ toml::table Job::run(Progress& progress) {
   summary.insert("data_wait_fraction", graph_seconds_ > 0 ? wait_seconds_ / graph_seconds_ : 0.0);
   dir.flush_metrics();
   dir.write_summary(summary);
+  try {
+    report::write_run_report(dir.path());  // report.html and charts/*.svg, from the files just written
+  } catch (const std::exception& e) {
+    // The results are safely on disk; a report can be made later with `pretext report`.
+    progress.line("pretext: warning: could not write the report: " + std::string(e.what()));
+  }
   progress.line("done in " + format_fixed(wall, 1) + " s; trainer waited for data " +
                 format_percent(graph_seconds_ > 0 ? wait_seconds_ / graph_seconds_ : 0.0) + " of the time; summary in " +
                 dir.file("summary.json").string());
@@ -243,6 +254,7 @@ void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>&
   in.compute = compute_;
   in.classes = classes_;
   const TransferResult r = pretext::run_transfer(in, dir, progress);
+  save_transfer_networks(dir.file("transfer-" + mode + ".pt"), *r.backbone, *r.head);
   wait_seconds_ += r.wait_seconds;
   graph_seconds_ += r.graph_seconds;
 
@@ -253,6 +265,31 @@ void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>&
   if (r.test_accuracy) result.insert("test_accuracy", *r.test_accuracy);
   result.insert("seconds", r.seconds);
   summary["transfer"].as_table()->insert(mode, std::move(result));
+}
+
+void Job::run_feature_evaluations(Backbone& pretrained, const EvaluationData& evaluation, RunDirectory& dir,
+                                  Progress& progress, toml::table& summary) {
+  const EvaluationOptions& e = options_.evaluation;
+  if (!e.knn && !e.linear_probe) return;
+  const LabelledTensors labelled = decode_subset(train_, split_.labelled);  // no augmentation
+  EvaluationInputs in;
+  in.options = &e;
+  in.compute = compute_;
+  in.batch_size = options_.trainer.eval_batch_size;
+  in.labelled = &labelled;
+  in.validation = &evaluation.validation;
+  in.test = options_.data.test_path.empty() ? nullptr : &evaluation.test;
+  in.classes = classes_;
+  toml::table section;
+  run_evaluations(pretrained, in, "", dir, progress, section);
+  if (e.random_init) {
+    torch::manual_seed(phase_seed(options_.seed, "random-init"));
+    const auto fresh = model_->make_backbone(ModelInput{train_.shape});
+    compute_.place(*fresh);
+    run_evaluations(*fresh, in, "_random_init", dir, progress, section);
+  }
+  dir.flush_metrics();
+  summary.insert("evaluation", std::move(section));
 }
 
 void Job::sample(const std::filesystem::path& checkpoint, std::int64_t count, const std::filesystem::path& png) {

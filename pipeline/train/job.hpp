@@ -26,6 +26,7 @@ struct JobRequest {
   std::filesystem::path config;
   std::vector<std::string> overrides;  // "key=value"
   std::filesystem::path out;           // empty: runs/<config name>-<time>
+  bool load_data = true;               // false: validate config and plugins only (run() is then invalid)
 };
 
 class Job {
@@ -61,6 +62,9 @@ class Job {
   std::shared_ptr<Loss> loss_with_defaults(const std::string& name);
   void run_transfer(const std::string& mode, const std::shared_ptr<Backbone>& pretrained,
                     const EvaluationData& evaluation, RunDirectory& dir, Progress& progress, toml::table& summary);
+  /// kNN and linear probe ([evaluation]) on the pretext backbone and a fresh one.
+  void run_feature_evaluations(Backbone& pretrained, const EvaluationData& evaluation, RunDirectory& dir,
+                               Progress& progress, toml::table& summary);
 
   PluginHost host_;  // declared first: destroyed last, after every object its libraries made
   config::Document document_;

@@ -34,6 +34,11 @@ struct Conv4Options {
     activation = o.choice("activation", activation, {"relu", "leaky_relu"}, "activation after batch norm");
     negative_slope = o.number("negative_slope", negative_slope, 0.0, 1.0, "slope of leaky_relu for x < 0");
     dropout = o.number("dropout", dropout, 0.0, 0.99, "dropout probability");
+    // The default names only blocks that exist, so the resolved config
+    // (config.toml of a run) reads back with fewer than 4 blocks too.
+    dropout_after.erase(
+        std::remove_if(dropout_after.begin(), dropout_after.end(), [&](std::int64_t block) { return block > blocks; }),
+        dropout_after.end());
     dropout_after = o.integers("dropout_after", dropout_after, 1, blocks,
                                "1-based blocks whose activation is followed by dropout");
   }
