@@ -185,6 +185,9 @@ TEST_F(Conv4Features, FlattenIsChannelsTimesHeightTimesWidthAndAvgPoolItsChannel
   EXPECT_EQ(flat.dtype(), torch::kFloat);
   EXPECT_TRUE(flat.device().is_cpu());
   EXPECT_FALSE(flat.requires_grad());
+  const auto maps = extract_feature_maps(*backbone_, data_, compute, 6);
+  ASSERT_EQ(maps.sizes(), (std::vector<std::int64_t>{20, 8, 2, 2}));
+  EXPECT_TRUE(torch::allclose(pool_features(maps, FeaturePooling::avg_pool), pooled, 1e-5, 1e-6));
   // (C, H, W) order, whatever the memory layout.
   EXPECT_TRUE(torch::allclose(pooled, flat.view({20, 8, 4}).mean(2), 1e-5, 1e-6));
   Compute contiguous;

@@ -42,12 +42,10 @@ FeaturePooling feature_pooling(const std::string& name) {
   throw std::invalid_argument("feature pooling '" + name + "': expected flatten or avg_pool");
 }
 
-torch::Tensor extract_features(Backbone& backbone, const LabelledTensors& data, const Compute& compute,
-                               FeaturePooling pooling, std::int64_t batch_size) {
+torch::Tensor extract_feature_maps(Backbone& backbone, const LabelledTensors& data, const Compute& compute,
+                                   std::int64_t batch_size) {
   const FeatureShape shape = backbone.feature_shape();
-  const std::int64_t dim =
-      pooling == FeaturePooling::flatten ? shape.channels * shape.height * shape.width : shape.channels;
-  if (data.size() == 0) return torch::empty({0, dim}, torch::kFloat);
+  if (data.size() == 0) return torch::empty({0, shape.channels, shape.height, shape.width}, torch::kFloat);
   const bool training = backbone.is_training();
   backbone.eval();
   torch::NoGradGuard no_grad;
@@ -55,13 +53,21 @@ torch::Tensor extract_features(Backbone& backbone, const LabelledTensors& data, 
   for (std::int64_t start = 0; start < data.size(); start += batch_size) {
     const std::int64_t end = std::min(start + batch_size, data.size());
     // No autocast: features in full precision, whatever the training used.
-    const torch::Tensor features = backbone.forward(compute.place(data.images.slice(0, start, end))).to(torch::kFloat);
-    // flatten() follows the logical (C, H, W) order even for channels-last memory.
-    const torch::Tensor pooled = pooling == FeaturePooling::flatten ? features.flatten(1) : features.flatten(2).mean(2);
-    parts.push_back(pooled.to(torch::kCPU).contiguous());
+    const torch::Tensor maps = backbone.forward(compute.place(data.images.slice(0, start, end)));
+    // contiguous(): the logical (N, C, H, W) order, even from channels-last memory.
+    parts.push_back(maps.to(torch::kCPU, torch::kFloat).contiguous());
   }
   backbone.train(training);
   return torch::cat(parts);
+}
+
+torch::Tensor pool_features(const torch::Tensor& maps, FeaturePooling pooling) {
+  return pooling == FeaturePooling::flatten ? maps.flatten(1) : maps.flatten(2).mean(2);
+}
+
+torch::Tensor extract_features(Backbone& backbone, const LabelledTensors& data, const Compute& compute,
+                               FeaturePooling pooling, std::int64_t batch_size) {
+  return pool_features(extract_feature_maps(backbone, data, compute, batch_size), pooling);
 }
 
 torch::Tensor knn_predict(const torch::Tensor& bank, const torch::Tensor& bank_labels, const torch::Tensor& queries,
@@ -144,34 +150,44 @@ double accuracy(const torch::Tensor& predictions, const torch::Tensor& labels) {
          static_cast<double>(labels.numel());
 }
 
-EvaluationResult evaluate_knn(Backbone& backbone, const EvaluationInputs& in) {
+FeatureMaps extract_evaluation_features(Backbone& backbone, const EvaluationInputs& in) {
+  const auto started = Clock::now();
+  FeatureMaps maps;
+  maps.labelled = extract_feature_maps(backbone, *in.labelled, in.compute, in.batch_size);
+  maps.validation = extract_feature_maps(backbone, *in.validation, in.compute, in.batch_size);
+  if (in.test != nullptr) maps.test = extract_feature_maps(backbone, *in.test, in.compute, in.batch_size);
+  maps.seconds = seconds_since(started);
+  return maps;
+}
+
+EvaluationResult evaluate_knn(const FeatureMaps& maps, const EvaluationInputs& in) {
   const auto started = Clock::now();
   const FeaturePooling pooling = feature_pooling(in.options->knn_features);
-  const torch::Tensor bank = extract_features(backbone, *in.labelled, in.compute, pooling, in.batch_size);
-  auto accuracy_on = [&](const LabelledTensors& data) {
-    const torch::Tensor queries = extract_features(backbone, data, in.compute, pooling, in.batch_size);
-    return accuracy(knn_predict(bank, in.labelled->labels, queries, effective_k(in), in.classes), data.labels);
+  const torch::Tensor bank = pool_features(maps.labelled, pooling);
+  auto accuracy_on = [&](const torch::Tensor& queries, const LabelledTensors& data) {
+    return accuracy(
+        knn_predict(bank, in.labelled->labels, pool_features(queries, pooling), effective_k(in), in.classes),
+        data.labels);
   };
   EvaluationResult r;
-  r.val_accuracy = accuracy_on(*in.validation);
-  if (in.test != nullptr) r.test_accuracy = accuracy_on(*in.test);
+  r.val_accuracy = accuracy_on(maps.validation, *in.validation);
+  if (in.test != nullptr) r.test_accuracy = accuracy_on(maps.test, *in.test);
   r.seconds = seconds_since(started);
   return r;
 }
 
-EvaluationResult evaluate_linear_probe(Backbone& backbone, const EvaluationInputs& in) {
+EvaluationResult evaluate_linear_probe(const FeatureMaps& maps, const EvaluationInputs& in) {
   const auto started = Clock::now();
   const EvaluationOptions& o = *in.options;
   const FeaturePooling pooling = feature_pooling(o.linear_probe_features);
-  const LinearProbe probe =
-      LinearProbe::fit(extract_features(backbone, *in.labelled, in.compute, pooling, in.batch_size),
-                       in.labelled->labels, in.classes, o.linear_probe_l2, o.linear_probe_iterations);
-  auto accuracy_on = [&](const LabelledTensors& data) {
-    return accuracy(probe.predict(extract_features(backbone, data, in.compute, pooling, in.batch_size)), data.labels);
+  const LinearProbe probe = LinearProbe::fit(pool_features(maps.labelled, pooling), in.labelled->labels, in.classes,
+                                             o.linear_probe_l2, o.linear_probe_iterations);
+  auto accuracy_on = [&](const torch::Tensor& features, const LabelledTensors& data) {
+    return accuracy(probe.predict(pool_features(features, pooling)), data.labels);
   };
   EvaluationResult r;
-  r.val_accuracy = accuracy_on(*in.validation);
-  if (in.test != nullptr) r.test_accuracy = accuracy_on(*in.test);
+  r.val_accuracy = accuracy_on(maps.validation, *in.validation);
+  if (in.test != nullptr) r.test_accuracy = accuracy_on(maps.test, *in.test);
   r.seconds = seconds_since(started);
   return r;
 }
@@ -179,6 +195,8 @@ EvaluationResult evaluate_linear_probe(Backbone& backbone, const EvaluationInput
 void run_evaluations(Backbone& backbone, const EvaluationInputs& in, const std::string& suffix, RunDirectory& dir,
                      Progress& progress, toml::table& section) {
   const EvaluationOptions& o = *in.options;
+  if (!o.knn && !o.linear_probe) return;
+  const FeatureMaps maps = extract_evaluation_features(backbone, in);
   auto record = [&](const std::string& name, const std::string& setting, const EvaluationResult& r, toml::table table) {
     const std::string phase = name + suffix;
     // Epoch 0: these evaluate the features as they are, no training epochs.
@@ -187,20 +205,21 @@ void run_evaluations(Backbone& backbone, const EvaluationInputs& in, const std::
     table.insert("val_accuracy", r.val_accuracy);
     if (r.test_accuracy) table.insert("test_accuracy", *r.test_accuracy);
     table.insert("seconds", r.seconds);
+    table.insert("feature_seconds", maps.seconds);  // shared by the evaluations of one backbone
     section.insert(phase, std::move(table));
     progress.line(phase + " (" + setting + "): val " + format_fixed(r.val_accuracy, 4) +
                   (r.test_accuracy ? ", test " + format_fixed(*r.test_accuracy, 4) : "") + " in " +
-                  format_fixed(r.seconds, 2) + " s");
+                  format_fixed(r.seconds, 2) + " s (features " + format_fixed(maps.seconds, 1) + " s, shared)");
   };
   if (o.knn) {
     const std::int64_t k = effective_k(in);
-    record("knn", "k " + std::to_string(k) + ", " + o.knn_features, evaluate_knn(backbone, in),
+    record("knn", "k " + std::to_string(k) + ", " + o.knn_features, evaluate_knn(maps, in),
            toml::table{{"k", k}, {"features", o.knn_features}});
   }
   if (o.linear_probe) {
     std::ostringstream setting;
     setting << o.linear_probe_features << ", l2 " << o.linear_probe_l2;
-    record("linear_probe", setting.str(), evaluate_linear_probe(backbone, in),
+    record("linear_probe", setting.str(), evaluate_linear_probe(maps, in),
            toml::table{{"features", o.linear_probe_features},
                        {"l2", o.linear_probe_l2},
                        {"iterations", o.linear_probe_iterations}});

@@ -29,9 +29,14 @@ enum class FeaturePooling {
 /// "flatten" | "avg_pool" (validated by the options already).
 FeaturePooling feature_pooling(const std::string& name);
 
-/// Backbone features of every image, (N, D) float32 on the CPU: eval mode,
-/// no gradients, full precision, in batches of `batch_size`. Restores the
-/// backbone's training mode.
+/// Backbone feature maps of every image, (N, C, H, W) float32 on the CPU:
+/// eval mode, no gradients, full precision, in batches of `batch_size`.
+/// Restores the backbone's training mode.
+torch::Tensor extract_feature_maps(Backbone& backbone, const LabelledTensors& data, const Compute& compute,
+                                   std::int64_t batch_size = 500);
+/// (N, C, H, W) maps -> (N, D) features.
+torch::Tensor pool_features(const torch::Tensor& maps, FeaturePooling pooling);
+/// Both in one: (N, D) float32 features on the CPU.
 torch::Tensor extract_features(Backbone& backbone, const LabelledTensors& data, const Compute& compute,
                                FeaturePooling pooling, std::int64_t batch_size = 500);
 
@@ -73,14 +78,22 @@ struct EvaluationInputs {
   std::int64_t classes = 0;
 };
 
+/// One backbone's feature maps of the three sets, extracted once and shared
+/// by kNN and the probe (the forward passes are most of their cost).
+struct FeatureMaps {
+  torch::Tensor labelled, validation, test;  // test undefined without test data
+  double seconds = 0.0;                      // spent extracting them
+};
+FeatureMaps extract_evaluation_features(Backbone& backbone, const EvaluationInputs& in);
+
 struct EvaluationResult {
   double val_accuracy = 0.0;
   std::optional<double> test_accuracy;
-  double seconds = 0.0;
+  double seconds = 0.0;  // on top of the shared feature extraction
 };
 
-EvaluationResult evaluate_knn(Backbone& backbone, const EvaluationInputs& in);
-EvaluationResult evaluate_linear_probe(Backbone& backbone, const EvaluationInputs& in);
+EvaluationResult evaluate_knn(const FeatureMaps& maps, const EvaluationInputs& in);
+EvaluationResult evaluate_linear_probe(const FeatureMaps& maps, const EvaluationInputs& in);
 
 /// Runs the evaluations `in.options` enables on `backbone`, each recorded as
 /// `<name><suffix>` ("knn", "linear_probe_random_init", ...): a table in
