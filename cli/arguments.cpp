@@ -12,6 +12,15 @@ namespace {
 // use one ignores it; an unknown flag is an error.
 constexpr std::array<std::string_view, 8> kValuedFlags = {"out", "count", "data", "mode", "jobs", "set", "pool", "base"};
 
+// Boolean flags: present or absent, no value.
+constexpr std::array<std::string_view, 1> kBooleanFlags = {"force"};
+
+bool is_boolean(std::string_view name) {
+  for (auto flag : kBooleanFlags)
+    if (flag == name) return true;
+  return false;
+}
+
 bool is_valued(std::string_view name) {
   for (auto flag : kValuedFlags)
     if (flag == name) return true;
@@ -72,6 +81,11 @@ Arguments parse_arguments(int argc, char** argv) {
     if (equals != std::string::npos) {
       value = name.substr(equals + 1);
       name.resize(equals);
+    }
+    if (is_boolean(name)) {
+      if (equals != std::string::npos) throw UsageError("--" + name + " takes no value");
+      args.switches.insert(name);
+      continue;
     }
     if (!is_valued(name)) throw UsageError("unknown option " + a + " (try pretext --help)");
     if (equals == std::string::npos) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -14,9 +15,12 @@ struct Arguments {
   std::vector<std::string> positional;
   std::vector<std::string> overrides;         // --set KEY=VALUE, repeatable
   std::map<std::string, std::string> values;  // --out DIR, --count N, ... (last one wins)
+  std::set<std::string> switches;             // boolean flags present: --force
   bool help = false;
 
   [[nodiscard]] bool has(const std::string& flag) const { return values.count(flag) != 0; }
+  /// Whether the boolean flag was given.
+  [[nodiscard]] bool flag(const std::string& name) const { return switches.count(name) != 0; }
   /// The flag's value, or `fallback` when absent.
   [[nodiscard]] std::string value(const std::string& flag, const std::string& fallback = {}) const;
   /// The flag's value, or a UsageError naming the command and `what` it is for.
@@ -28,7 +32,7 @@ struct Arguments {
   [[nodiscard]] std::filesystem::path single(const std::string& what) const;
 };
 
-/// Flags that take a value; any other "--flag" is an error.
+/// Flags that take a value, and boolean flags; any other "--flag" is an error.
 Arguments parse_arguments(int argc, char** argv);
 
 }  // namespace pretext::cli

@@ -7,6 +7,7 @@
 namespace pretext::cli {
 
 int run_command(const Arguments& args);      // run_commands.cpp
+int resume_command(const Arguments& args);   // resume_command.cpp
 int config_command(const Arguments& args);   // run_commands.cpp
 int sample_command(const Arguments& args);   // run_commands.cpp
 int plugins_command(const Arguments& args);  // run_commands.cpp
@@ -14,5 +15,6 @@ int report_command(const Arguments& args);   // report_command.cpp
 int export_command(const Arguments& args);   // export_commands.cpp
 int embed_command(const Arguments& args);    // export_commands.cpp
 int sweep_command(const Arguments& args);    // sweep_command.cpp
+int preprocess_command(const Arguments& args);  // preprocess_command.cpp
 
 }  // namespace pretext::cli

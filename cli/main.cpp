@@ -1,7 +1,8 @@
 // pretext: the command-line front end. One table of subcommands; each one's
 // implementation is in its own file (see commands.hpp).
 //
-// Exit codes: 0 success; 2 usage, config, input or plugin error; 1 anything else.
+// Exit codes: 0 success; 2 usage, config, input or plugin error; 130/143 stopped
+// by SIGINT/SIGTERM after a checkpoint; 1 anything else.
 #include <iostream>
 #include <string>
 
@@ -22,12 +23,23 @@ struct Command {
 
 const Command kCommands[] = {
     {"run", pretext::cli::run_command,
-     "pretext run CONFIG [--set KEY=VALUE ...] [--out DIR]\n"
+     "pretext run CONFIG [--set KEY=VALUE ...] [--out DIR] [--force]\n"
      "    Pretext training on the unlabelled split, transfer to the labelled split\n"
      "    in each of transfer.modes, evaluation on validation and test data.\n"
      "    Writes config.toml, model.toml, metrics.csv, pretext.pt, backbone.pt,\n"
      "    transfer-<mode>.pt per mode, summary.json (and .toml) and report.html\n"
-     "    into DIR (default: runs/<config name>-<date>-<time>).\n"},
+     "    into DIR (default: runs/<config name>-<date>-<time>).\n"
+     "    A DIR that already holds a run is refused: continue it with pretext\n"
+     "    resume DIR, or pass --force to clear it. Ctrl-C (SIGINT) or SIGTERM\n"
+     "    stops after the current step with a checkpoint (exit 130 / 143); a\n"
+     "    second signal exits at once.\n"},
+    {"resume", pretext::cli::resume_command,
+     "pretext resume RUN_DIR\n"
+     "    Continues an interrupted run from its newest readable checkpoint\n"
+     "    (checkpoints/step-N.pt; [checkpoint] every_steps and keep), with the\n"
+     "    run's own config.toml, which must be unchanged. Finishes the pretext\n"
+     "    phase, then runs transfer and evaluation from the start. The results\n"
+     "    equal those of an uninterrupted run.\n"},
     {"config", pretext::cli::config_command,
      "pretext config CONFIG [--set KEY=VALUE ...]\n"
      "    Validates CONFIG (plugins included) and prints it resolved: defaults\n"
@@ -62,6 +74,12 @@ const Command kCommands[] = {
      "    --set applies to every variant; --base replaces the sweep's base config\n"
      "    (the same studies on another dataset). DIR defaults to\n"
      "    runs/sweep-<sweep name>[-<base name>].\n"},
+    {"preprocess", pretext::cli::preprocess_command,
+     "pretext preprocess CONFIG [--set KEY=VALUE ...] --out FILE.pack\n"
+     "    Decodes the config's data.path once (an image folder, IDX or SVHN .mat;\n"
+     "    folders on all cores), sized as training wants it (image_size, pad_to),\n"
+     "    into a packed file that runs map in place: data.source = \"packed\",\n"
+     "    data.path = FILE.pack. Shows progress and images/s; prints FILE.pack.\n"},
 };
 
 constexpr const char* kHeader = "pretext: self-supervised pretext tasks and transfer, from a TOML config.\n\nUsage:\n";
@@ -71,11 +89,13 @@ Options:
   --set KEY=VALUE   Overrides any config key, e.g. --set transfer.epochs=5,
                     --set data.path=/data/train_32x32.mat. Repeatable.
   --out PATH        Output directory or file.
+  --force           pretext run: clear an output directory that holds a run.
 
 Environment:
   PRETEXT_PLUGIN_PATH   ':'-separated directories searched for plugins.
 
-Exit codes: 0 success, 2 usage/config/input/plugin error, 1 other failure.
+Exit codes: 0 success, 2 usage/config/input/plugin error, 1 other failure,
+            130/143 stopped by SIGINT/SIGTERM (checkpoint written).
 )";
 
 void print_usage(std::ostream& out, const Command* only) {

@@ -4,20 +4,20 @@
 #include <boost/filesystem.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/interruptible_run.hpp"
 #include "pipeline/errors.hpp"
 #include "pipeline/plugin_host/plugin_host.hpp"
+#include "pipeline/sweep/child_process.hpp"
 #include "pipeline/train/job.hpp"
 #include "stages/builtin_stages.hpp"
 
 namespace pretext::cli {
 
 int run_command(const Arguments& args) {
+  sweep::exit_with_parent_if_asked();  // a sweep's variant ends with its sweep
   JobRequest request{args.single("CONFIG file"), args.overrides, args.value("out")};
-  Job job(request);
-  auto progress = Progress::to_stderr();
-  job.run(progress);
-  std::cout << (job.run_directory() / "summary.json").string() << '\n';
-  return 0;
+  request.force = args.flag("force");
+  return run_interruptibly(request);
 }
 
 int config_command(const Arguments& args) {

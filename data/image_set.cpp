@@ -27,7 +27,7 @@ void pad_to(ImageSet& set, int size) {
 
   std::vector<std::uint8_t> padded(set.size() * to.numel(), 0);
   for (std::size_t plane = 0; plane < planes; ++plane) {
-    const std::uint8_t* source = set.pixels.data() + plane * from.plane_size();
+    const std::uint8_t* source = set.data() + plane * from.plane_size();
     std::uint8_t* target = padded.data() + plane * to.plane_size();
     for (std::size_t row = 0; row < static_cast<std::size_t>(from.height); ++row) {
       const std::uint8_t* source_row = source + row * static_cast<std::size_t>(from.width);
@@ -35,6 +35,8 @@ void pad_to(ImageSet& set, int size) {
     }
   }
   set.pixels = std::move(padded);
+  set.external = nullptr;  // padded copies are owned
+  set.storage.reset();
   set.shape = to;
 }
 

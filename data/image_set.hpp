@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,12 +17,18 @@ namespace pretext::data {
 
 struct ImageSet {
   ImageShape shape;                  // of every image
-  std::vector<std::uint8_t> pixels;  // size() * shape.numel() bytes, image-major, CHW
+  std::vector<std::uint8_t> pixels;  // size() * shape.numel() bytes, image-major, CHW; unused when external
   std::vector<std::int64_t> labels;  // one per image, 0-based; -1 when unknown
   std::string origin;                // the file(s) it came from, for messages
+  // Pixels held elsewhere (a memory-mapped packed file), read in place with
+  // no copy: same layout as `pixels`; `storage` keeps them alive.
+  const std::uint8_t* external = nullptr;
+  std::shared_ptr<const void> storage;
 
   [[nodiscard]] std::size_t size() const { return labels.size(); }
-  [[nodiscard]] const std::uint8_t* image(std::size_t i) const { return pixels.data() + i * shape.numel(); }
+  /// All pixels, owned or external. Read through this, not `pixels`.
+  [[nodiscard]] const std::uint8_t* data() const { return external != nullptr ? external : pixels.data(); }
+  [[nodiscard]] const std::uint8_t* image(std::size_t i) const { return data() + i * shape.numel(); }
 };
 
 /// Reads an SVHN `*_32x32.mat` file as published (MATLAB v5 or v7.3 via matio):

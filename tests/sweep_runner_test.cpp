@@ -10,6 +10,7 @@
 #include <toml++/toml.h>
 
 #include "pipeline/errors.hpp"
+#include "pipeline/sweep/child_process.hpp"
 #include "pipeline/train/job.hpp"
 #include "support/synthetic_idx.hpp"
 
@@ -118,6 +119,19 @@ TEST_F(SweepRun, RunsEveryVariantSideBySideThenResumesWithoutRerunning) {
   EXPECT_EQ(fs::last_write_time(out_ / "lr-0.01" / "summary.json"), written);
   EXPECT_TRUE(fs::exists(out_ / "lr-0.001" / "summary.json"));
   EXPECT_FALSE(fs::exists(out_ / "lr-0.001" / "partial.tmp")) << "an interrupted variant restarts from scratch";
+}
+
+TEST_F(SweepRun, TwoSweepsNeverRunIntoOneDirectory) {
+  fs::create_directories(out_);
+  const DirectoryLock other_sweep(out_);
+  try {
+    run(write_sweep(kTwoVariants));
+    FAIL() << "expected a UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("another pretext sweep is running in " + out_.string()), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(out_ / "lr-0.01"));
 }
 
 TEST_F(SweepRun, AFinishedVariantWithAChangedConfigIsRefused) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <toml++/toml.h>
@@ -36,6 +37,9 @@ class RunDirectory {
   /// memory and the file is rewritten atomically by flush_metrics().
   void add_metric(std::string_view phase, int epoch, std::string_view metric, double value);
   void flush_metrics() const;
+  /// The rows so far, and putting them back (a resumed run continues them).
+  [[nodiscard]] const std::vector<std::string>& metric_rows() const { return metric_rows_; }
+  void restore_metric_rows(std::vector<std::string> rows) { metric_rows_ = std::move(rows); }
 
   /// summary.json from a TOML table (nested tables become nested objects), and
   /// the same table as summary.toml, for pretext to read back.

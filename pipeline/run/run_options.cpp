@@ -19,8 +19,9 @@ OptimizerOptions read_optimizer(config::Section& s, const OptimizerOptions& defa
 
 DataOptions read_data(config::Section& s) {
   DataOptions d;
-  d.source = s.choice("source", d.source, {"idx", "svhn_mat"},
-                      "idx: IDX files (gzip or raw); svhn_mat: SVHN *_32x32.mat");
+  d.source = s.choice("source", d.source, {"idx", "svhn_mat", "folder", "packed"},
+                      "idx: IDX files (gzip or raw); svhn_mat: SVHN *_32x32.mat; folder: a folder of PNG/JPEG "
+                      "images; packed: a file written by pretext preprocess");
   const bool idx = d.source == "idx";
   d.path = s.string("path", idx ? std::string(kFashionMnistDir) + "train-images-idx3-ubyte.gz" : "",
                     "training file: unlabelled, labelled and validation images are drawn from it");
@@ -35,7 +36,24 @@ DataOptions read_data(config::Section& s) {
   d.validation = s.integer("validation", d.validation, 1, 10'000'000, "labelled validation images");
   d.unlabelled = s.integer("unlabelled", d.unlabelled, 0, 100'000'000,
                            "unlabelled images for the pretext task; 0: all that remain");
-  d.pad_to = s.integer("pad_to", d.pad_to, 0, 4096, "zero-pad images to this square size; 0: keep");
+  // Folders are sized by image_size and packed files were sized when written: no padding by default.
+  const bool decoded_already_sized = d.source == "folder" || d.source == "packed";
+  d.pad_to = s.integer("pad_to", decoded_already_sized ? 0 : d.pad_to, 0, 4096,
+                       "zero-pad images to this square size; 0: keep (default for folder and packed)");
+  if (d.source == "folder") {
+    d.image_size = s.integer("image_size", d.image_size, 1, 4096,
+                             "folder: shorter side resized to this, then the centre square cropped");
+    d.channels = s.integer("channels", d.channels, 1, 3, "folder: 1 (grey, ITU-R 601 luma) or 3 (RGB)");
+    if (d.channels == 2) s.fail("channels", "1 (grey) or 3 (RGB)");
+    d.on_bad_image = s.choice("on_bad_image", d.on_bad_image, {"fail", "skip"},
+                              "folder: an undecodable image stops the load (fail) or is reported and left out");
+    d.labelled_layout = s.boolean("labelled_layout", d.labelled_layout,
+                                  "folder: one sub-folder per class (sorted names = labels 0..); false: any "
+                                  "tree of images, labels unknown");
+  }
+  if (d.source == "packed")
+    d.verify_checksum = s.boolean("verify_checksum", d.verify_checksum,
+                                  "packed: check the CRC-32 of pixels and labels when loading (a full read)");
   return d;
 }
 
@@ -59,6 +77,14 @@ EvaluationOptions read_evaluation(config::Section& s) {
   return e;
 }
 
+CheckpointOptions read_checkpoint(config::Section& s) {
+  CheckpointOptions c;
+  c.every_steps = s.integer("every_steps", c.every_steps, 0, INT64_MAX,
+                            "pretext steps between checkpoints (checkpoints/step-N.pt); 0: only at epoch ends");
+  c.keep = s.integer("keep", c.keep, 1, 1000, "newest checkpoints kept; older ones are deleted");
+  return c;
+}
+
 }  // namespace
 
 RunSections::RunSections(config::Document& document)
@@ -73,12 +99,13 @@ RunSections::RunSections(config::Document& document)
       transfer(root.child("transfer")),
       transfer_loss(transfer.child("loss")),
       evaluation(root.child("evaluation")),
+      checkpoint(root.child("checkpoint")),
       pretext_stages(pretext.table_array("stages")),
       transfer_stages(transfer.table_array("stages")) {}
 
 void RunSections::finish() const {
   for (const config::Section* s : {&root, &data, &pipeline, &trainer, &plugins, &model, &pretext, &pretext_loss,
-                                   &transfer, &transfer_loss, &evaluation})
+                                   &transfer, &transfer_loss, &evaluation, &checkpoint})
     s->finish();
   for (const auto& s : pretext_stages) s.finish();
   for (const auto& s : transfer_stages) s.finish();
@@ -139,6 +166,7 @@ RunOptions read_run_options(RunSections& s) {
                                              "constant, or cosine decay to 0 over all transfer steps");
   o.transfer_loss_plugin = s.transfer_loss.string("plugin", o.transfer_loss_plugin, "loss plugin for transfer");
   o.evaluation = read_evaluation(s.evaluation);
+  o.checkpoint = read_checkpoint(s.checkpoint);
   return o;
 }
 

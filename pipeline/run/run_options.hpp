@@ -21,7 +21,7 @@ struct OptimizerOptions {
 };
 
 struct DataOptions {
-  std::string source = "idx";  // idx | svhn_mat
+  std::string source = "idx";  // idx | svhn_mat | folder | packed
   std::string path;            // training file (labelled + validation + unlabelled come from it)
   std::string test_path;       // evaluated separately
   std::string labels_path;     // idx only; derived from path when empty
@@ -30,6 +30,13 @@ struct DataOptions {
   std::int64_t validation = 2000;
   std::int64_t unlabelled = 0;  // 0: all the rest
   std::int64_t pad_to = 32;     // 0: keep the file's size
+  // folder only: what each image is decoded to, and what a bad file does
+  std::int64_t image_size = 32;
+  std::int64_t channels = 3;
+  std::string on_bad_image = "fail";  // fail | skip
+  bool labelled_layout = true;        // one sub-folder per class; false: any tree, labels -1
+  // packed only
+  bool verify_checksum = true;
 };
 
 struct PipelineOptions {
@@ -77,6 +84,12 @@ struct EvaluationOptions {
   bool random_init = true;                     // also evaluate a freshly initialised backbone
 };
 
+/// Pretext-phase checkpoints (checkpoints/step-<global step>.pt), for `pretext resume`.
+struct CheckpointOptions {
+  std::int64_t every_steps = 500;  // 0: only at the end of each epoch
+  std::int64_t keep = 2;           // newest step checkpoints kept
+};
+
 struct RunOptions {
   std::uint64_t seed = 0;
   std::int64_t threads = 2;  // LibTorch intra-op threads
@@ -90,6 +103,7 @@ struct RunOptions {
   PretextOptions pretext;
   TransferOptions transfer;
   EvaluationOptions evaluation;
+  CheckpointOptions checkpoint;
 };
 
 /// Every table of a run config, open for reading. Keeps track of what was
@@ -108,6 +122,7 @@ struct RunSections {
   config::Section transfer;
   config::Section transfer_loss;
   config::Section evaluation;
+  config::Section checkpoint;
   std::vector<config::Section> pretext_stages;
   std::vector<config::Section> transfer_stages;
 

@@ -4,9 +4,17 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <csignal>
+#include <cstdlib>
+
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include "pipeline/errors.hpp"
 
 extern char** environ;  // NOLINT: POSIX
 
@@ -28,8 +36,15 @@ pid_t spawn_process(const std::filesystem::path& executable, const std::vector<s
   for (auto& a : storage) argv.push_back(a.data());
   argv.push_back(nullptr);
 
+  std::vector<std::string> environment{std::string(kExitWithParentVariable) + "=" + std::to_string(::getpid())};
+  for (char** e = environ; *e != nullptr; ++e)
+    if (std::string(*e).rfind(std::string(kExitWithParentVariable) + "=", 0) != 0) environment.emplace_back(*e);
+  std::vector<char*> envp;
+  for (auto& e : environment) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
   pid_t pid = -1;
-  const int error = posix_spawn(&pid, executable.c_str(), &actions, nullptr, argv.data(), environ);
+  const int error = posix_spawn(&pid, executable.c_str(), &actions, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   if (error != 0)
     throw std::runtime_error("cannot start " + executable.string() + ": " + std::strerror(error));
@@ -47,6 +62,30 @@ ProcessExit wait_for_any_child() {
   exit.pid = pid;
   exit.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return exit;
+}
+
+void exit_with_parent_if_asked() {
+  const char* parent = std::getenv(kExitWithParentVariable);
+  if (parent == nullptr) return;
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  // The parent may have died before prctl: then we were re-parented already.
+  if (std::to_string(::getppid()) != parent) std::_Exit(143);
+}
+
+DirectoryLock::DirectoryLock(const std::filesystem::path& directory) {
+  const auto file = directory / ".lock";
+  fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw std::runtime_error("cannot create " + file.string() + ": " + std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+    throw UsageError("another pretext sweep is running in " + directory.string() +
+                     " (it holds " + file.string() + "); wait for it, or stop it first");
+  }
+}
+
+DirectoryLock::~DirectoryLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }
 
 }  // namespace pretext::sweep

@@ -11,7 +11,13 @@
 
 namespace pretext::sweep {
 
-/// Starts `executable args...` with stdout and stderr appended to `log`.
+/// The environment variable that tells a child `pretext run` to end when the
+/// sweep that started it ends (see exit_with_parent_if_asked()), so a killed
+/// sweep leaves no orphan runs writing into its directory.
+constexpr const char* kExitWithParentVariable = "PRETEXT_EXIT_WITH_PARENT";
+
+/// Starts `executable args...` with stdout and stderr appended to `log`, and
+/// kExitWithParentVariable set to this process's pid.
 /// Throws std::runtime_error naming the executable when it cannot start.
 pid_t spawn_process(const std::filesystem::path& executable, const std::vector<std::string>& args,
                     const std::filesystem::path& log);
@@ -23,5 +29,23 @@ struct ProcessExit {
 
 /// Waits for any child to end.
 ProcessExit wait_for_any_child();
+
+/// In a child started by spawn_process: asks the kernel for SIGTERM when the
+/// parent dies, and exits at once if it already has. A no-op otherwise.
+void exit_with_parent_if_asked();
+
+/// Holds an exclusive lock on `directory`/.lock for the object's lifetime, so
+/// two sweeps never run into one directory. Throws UsageError naming the
+/// directory when another process holds it.
+class DirectoryLock {
+ public:
+  explicit DirectoryLock(const std::filesystem::path& directory);
+  ~DirectoryLock();
+  DirectoryLock(const DirectoryLock&) = delete;
+  DirectoryLock& operator=(const DirectoryLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 }  // namespace pretext::sweep

@@ -197,10 +197,11 @@ SweepOutcome run_sweep(const SweepRequest& request, Progress& progress) {
     for (std::size_t j = 0; j < i && plan[i].same_as == nullptr; ++j)
       if (plan[j].same_as == nullptr && configs[j] == configs[i]) plan[i].same_as = &plan[j];
   }
+  fs::create_directories(outcome.directory / "logs");
+  const DirectoryLock lock(outcome.directory);  // before anything in it is cleared or written
   for (auto& p : plan)
     if (p.same_as == nullptr) classify(p, outcome.directory / p.variant->slug);
 
-  fs::create_directories(outcome.directory / "logs");
   write_file_atomically(outcome.directory / "sweep.toml", read_text(spec.file));
   write_manifest(outcome.directory, spec, plan);
   const auto is_run = [](const Planned& p) { return p.same_as == nullptr; };

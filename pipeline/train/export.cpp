@@ -3,6 +3,8 @@
 #include <numeric>
 
 #include "pipeline/errors.hpp"
+#include "data/packed.hpp"
+#include "pipeline/run/data_source.hpp"
 #include "pipeline/run/npy.hpp"
 #include "pipeline/run/run_directory.hpp"
 #include "pipeline/run/run_options.hpp"
@@ -69,14 +71,16 @@ data::ImageSet load_embedding_data(const fs::path& config_or_file) {
     const DataOptions d = read_run_options(sections).data;
     sections.data.finish();  // a typo in [data] is caught as in a run
     if (d.source == "svhn_mat") return data::load_svhn_mat(d.path);
+    if (d.source == "folder" || d.source == "packed") return load_data_source(d, d.path, d.labels_path).images;
     return load_idx_for_embedding(d.path, d.labels_path);
   }
   if (config_or_file.extension() == ".mat") return data::load_svhn_mat(config_or_file);
+  if (config_or_file.extension() == ".pack") return data::read_packed(config_or_file).images;
   if (ends_with(name, ".gz") || name.find("ubyte") != std::string::npos)
     return load_idx_for_embedding(config_or_file, "");
   throw UsageError(
-      "--data: expected a TOML config with a [data] section (.toml), an SVHN .mat file, or an IDX file "
-      "(named *.gz or *ubyte), got '" +
+      "--data: expected a TOML config with a [data] section (.toml), an SVHN .mat file, a packed file (.pack) "
+      "or an IDX file (named *.gz or *ubyte), got '" +
       config_or_file.string() + "'");
 }
 

@@ -5,9 +5,11 @@
 #include <cmath>
 #include <ctime>
 #include <iomanip>
+#include <iostream>
 #include <sstream>
 
 #include "pipeline/errors.hpp"
+#include "pipeline/run/data_source.hpp"
 #include "pipeline/report/html_report.hpp"
 #include "pipeline/run/png_grid.hpp"
 #include "pipeline/train/evaluation.hpp"
@@ -39,9 +41,14 @@ std::filesystem::path default_run_directory(const std::filesystem::path& config)
   return std::filesystem::path("runs") / name.str();
 }
 
-data::ImageSet load_split_file(const DataOptions& d, const std::string& path, const std::string& labels) {
-  if (d.source == "svhn_mat") return data::load_svhn_mat(path);
-  return data::load_idx(path, labels.empty() ? data::idx_labels_path_for(path) : std::filesystem::path(labels));
+data::ImageSet load_split_file(const DataOptions& d, const std::string& path, const std::string& labels,
+                               std::vector<std::string>* classes = nullptr) {
+  LoadCallbacks callbacks;
+  callbacks.report_skip = [](const std::string& message) { std::cerr << "pretext: skipped " << message << '\n'; };
+  LoadedData loaded = load_data_source(d, path, labels, callbacks);
+  if (loaded.skipped > 0) std::cerr << "pretext: skipped " << loaded.skipped << " bad images in " << path << '\n';
+  if (classes != nullptr) *classes = std::move(loaded.classes);
+  return std::move(loaded.images);
 }
 
 constexpr std::int64_t kSampleGridCount = 64;  // an 8 x 8 grid
@@ -69,6 +76,9 @@ Job::Job(const JobRequest& request) : document_(config::Document::load(request.c
   load_plugins(sections);
   sections.finish();
   out_ = request.out.empty() ? default_run_directory(request.config) : request.out;
+  stop_ = request.stop;
+  resume_ = request.resume;
+  force_ = request.force;
   if (request.load_data) load_data();
 }
 
@@ -98,7 +108,7 @@ void Job::load_plugins(RunSections& sections) {
 
 void Job::load_data() {
   const DataOptions& d = options_.data;
-  train_ = load_split_file(d, d.path, d.labels_path);
+  train_ = load_split_file(d, d.path, d.labels_path, &class_names_);
   if (!d.test_path.empty()) test_ = load_split_file(d, d.test_path, d.test_labels_path);
   if (d.pad_to > 0) {
     data::pad_to(train_, static_cast<int>(d.pad_to));
@@ -108,6 +118,9 @@ void Job::load_data() {
     throw InputError("data.test_path: images in " + test_.origin + " have another shape than those in " +
                      train_.origin);
   classes_ = 1 + *std::max_element(train_.labels.begin(), train_.labels.end());
+  if (classes_ < 1)
+    throw InputError(train_.origin + ": expected labelled images (transfer needs labels), found none labelled" +
+                     (d.source == "folder" ? " (data.labelled_layout = false)" : ""));
   if (!d.test_path.empty()) data::check_labels(test_, classes_);
   split_ = data::split_indices(train_.size(), d.labelled, d.validation, d.unlabelled, options_.seed, train_.origin);
   if (split_.unlabelled.empty() && options_.pretext.epochs > 0)
@@ -117,9 +130,12 @@ void Job::load_data() {
 toml::table Job::run(Progress& progress) {
   const auto started = Clock::now();
   torch::set_num_threads(static_cast<int>(options_.threads));
+  prepare_run_directory(progress);
   RunDirectory dir(out_);
-  dir.write_resolved_config(resolved_config());
+  if (!resume_) dir.write_resolved_config(resolved_config());  // on resume it is the config this Job was read from
+  config_hash_ = config_hash(read_text_file(dir.file("config.toml")));
   write_network_shape(dir, NetworkShape{train_.shape, classes_});  // export and embed rebuild the networks from it
+  if (!class_names_.empty()) write_file_atomically(dir.file("classes.toml"), classes_toml(class_names_));
 
   toml::table summary;
   summary.insert("seed", static_cast<std::int64_t>(options_.seed));
@@ -131,12 +147,15 @@ toml::table Job::run(Progress& progress) {
                 " test images)");
 
   const auto pretrained = run_pretext(dir, progress, summary);
+  stop_if_requested("after the pretext phase");
   summary.insert("transfer", toml::table{});
   const EvaluationData evaluation{decode_subset(train_, split_.validation),
                                   options_.data.test_path.empty() ? LabelledTensors{} : decode_all(test_)};
   run_feature_evaluations(*pretrained, evaluation, dir, progress, summary);
-  for (const auto& mode : options_.transfer.modes)
+  for (const auto& mode : options_.transfer.modes) {
+    stop_if_requested("before transfer mode '" + mode + "'");
     run_transfer(mode, pretrained, evaluation, dir, progress, summary);
+  }
 
   const double wall = std::chrono::duration<double>(Clock::now() - started).count();
   summary.insert("wall_seconds", wall);
@@ -170,19 +189,53 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
     progress.line("pretext: started from " + p.load);
   }
   const std::int64_t samples = static_cast<std::int64_t>(split_.unlabelled.size()) * task_->views_per_image();
-  progress.begin_phase("pretext " + p.plugin, p.epochs, samples / p.batch_size);
+  const std::int64_t steps_per_epoch = samples / p.batch_size;
+  PretextProgress state;
+  if (resume_) {
+    if (auto restored = restore_newest_checkpoint(progress)) {
+      state = std::move(*restored);
+      dir.restore_metric_rows(state.metric_rows);
+      wait_seconds_ = state.wait_seconds;
+      graph_seconds_ = state.graph_seconds;
+    }
+  }
+  state.config_hash = config_hash_;
+  progress.begin_phase("pretext " + p.plugin, p.epochs, steps_per_epoch);
 
+  const auto checkpoint = [&] {
+    state.metric_rows = dir.metric_rows();
+    state.wait_seconds = wait_seconds_;
+    state.graph_seconds = graph_seconds_;
+    return write_checkpoint(out_, *task_, state, options_.checkpoint.keep);
+  };
   toml::table section;
-  EpochReport last;
-  double seconds = 0.0;
-  for (std::int64_t epoch = 0; epoch < p.epochs; ++epoch) {
+  EpochReport& last = state.last;
+  for (std::int64_t epoch = state.epoch; epoch < p.epochs; ++epoch) {
     auto spec = training_epoch(train_, split_.unlabelled, options_, epoch, p.batch_size);
     spec.views = task_.get();
     spec.stages = pretext_stages_;
+    EpochResume resume;
+    resume.start = state.totals;
+    resume.after_step = [&](const EpochTotals& totals) {
+      state.step = totals.steps;
+      state.totals = totals;
+      ++state.global_step;
+      const int signal = stop_ != nullptr ? stop_->requested(state.global_step) : 0;
+      const std::int64_t every = options_.checkpoint.every_steps;
+      // A step checkpoint at an epoch's last step would be replaced by the epoch's own one at once.
+      const bool due = every > 0 && state.global_step % every == 0 && totals.steps < steps_per_epoch;
+      if (signal == 0 && !due) return;
+      const auto file = checkpoint();
+      if (signal != 0)
+        throw RunInterrupted("interrupted at epoch " + std::to_string(epoch + 1) + " step " +
+                                 std::to_string(totals.steps) + "; checkpoint " + file.string() +
+                                 "; continue with: pretext resume " + out_.string(),
+                             signal);
+    };
     try {
       last = train_epoch(spec, compute_,
                          [&](const torch::Tensor& x, const torch::Tensor& y) { return task_->train_step(x, y); },
-                         progress, epoch);
+                         progress, epoch, &resume);
     } catch (const TrainingDiverged& diverged) {
       throw TrainingDiverged(std::string("pretext ") + diverged.what() +
                              (epoch > 0 ? "; the last good checkpoint, from epoch " + std::to_string(epoch) +
@@ -191,7 +244,7 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
     }
     task_->end_epoch(static_cast<int>(epoch));
     if (auto* sampler = dynamic_cast<Sampler*>(task_.get())) write_samples(*sampler, dir, epoch + 1);
-    seconds += last.seconds;
+    state.seconds += last.seconds;
     wait_seconds_ += last.wait_seconds;
     graph_seconds_ += last.seconds;
     const int e = static_cast<int>(epoch) + 1;
@@ -201,6 +254,10 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
     dir.add_metric("pretext", e, "data_wait_fraction", last.wait_seconds / std::max(last.seconds, 1e-9));
     for (const auto& [name, value] : last.extra) dir.add_metric("pretext", e, name, value);
     save_pretext_checkpoint(dir);  // every epoch: a later divergence keeps this one
+    state.epoch = epoch + 1;
+    state.step = 0;
+    state.totals = EpochTotals{};
+    checkpoint();  // after end_epoch and the samples: the generator state the next epoch starts from
     dir.flush_metrics();
     progress.line("pretext epoch " + std::to_string(e) + "/" + std::to_string(p.epochs) + ": loss " +
                   format_fixed(last.loss, 4) + (last.accuracy >= 0 ? ", accuracy " + format_fixed(last.accuracy, 4) : "") + ", " +
@@ -209,6 +266,7 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
   }
 
   if (p.epochs == 0) save_pretext_checkpoint(dir);
+  const double seconds = state.seconds;
 
   section.insert("final_loss", last.loss);
   if (last.accuracy >= 0) section.insert("final_accuracy", last.accuracy);

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,9 @@
 #include "pipeline/run/progress.hpp"
 #include "pipeline/run/run_directory.hpp"
 #include "pipeline/run/run_options.hpp"
+#include "pipeline/train/checkpoint.hpp"
 #include "pipeline/train/compute.hpp"
+#include "pipeline/train/stop_token.hpp"
 #include "pipeline/train/trainer.hpp"
 
 namespace pretext {
@@ -27,6 +30,9 @@ struct JobRequest {
   std::vector<std::string> overrides;  // "key=value"
   std::filesystem::path out;           // empty: runs/<config name>-<time>
   bool load_data = true;               // false: validate config and plugins only (run() is then invalid)
+  const StopToken* stop = nullptr;     // checked after every pretext step; nullptr: never stops early
+  bool resume = false;                 // continue the run in `out` from its newest checkpoint
+  bool force = false;                  // clear `out` first when it already holds a run
 };
 
 class Job {
@@ -59,6 +65,12 @@ class Job {
   void load_data();
   std::shared_ptr<Backbone> run_pretext(RunDirectory& dir, Progress& progress, toml::table& summary);
   void save_pretext_checkpoint(const RunDirectory& dir) const;
+  /// Refuses a directory that holds a run (unless forced); on resume, checks there is one.
+  void prepare_run_directory(Progress& progress) const;
+  /// The newest readable checkpoint, restored into the task; nullopt when there is none.
+  std::optional<PretextProgress> restore_newest_checkpoint(Progress& progress);
+  /// Between phases: a stop request ends the run here (the pretext checkpoint is complete).
+  void stop_if_requested(const std::string& where) const;
   std::shared_ptr<Loss> loss_with_defaults(const std::string& name);
   void run_transfer(const std::string& mode, const std::shared_ptr<Backbone>& pretrained,
                     const EvaluationData& evaluation, RunDirectory& dir, Progress& progress, toml::table& summary);
@@ -70,6 +82,10 @@ class Job {
   config::Document document_;
   RunOptions options_;
   std::filesystem::path out_;
+  const StopToken* stop_ = nullptr;
+  bool resume_ = false;
+  bool force_ = false;
+  std::string config_hash_;  // of the run directory's config.toml
   Compute compute_;
   std::shared_ptr<Model> model_;
   std::shared_ptr<PretextTask> task_;
@@ -81,6 +97,7 @@ class Job {
   data::ImageSet test_;
   data::Split split_;
   std::int64_t classes_ = 0;
+  std::vector<std::string> class_names_;  // label -> name, when the data names its classes (classes.toml)
   double wait_seconds_ = 0.0;
   double graph_seconds_ = 0.0;
 };

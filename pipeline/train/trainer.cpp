@@ -25,40 +25,44 @@ stages::EpochSpec training_epoch(const data::ImageSet& set, const std::vector<st
 }
 
 EpochReport train_epoch(const stages::EpochSpec& spec, const Compute& compute, const TrainStep& step,
-                        Progress& progress, std::int64_t epoch) {
+                        Progress& progress, std::int64_t epoch, const EpochResume* resume) {
   EpochReport report;
-  double loss_sum = 0.0;
-  std::int64_t correct = 0;
-  std::int64_t counted = 0;
-  std::int64_t steps = 0;
-  std::map<std::string, double> extra_sum;
+  EpochTotals totals = resume != nullptr ? resume->start : EpochTotals{};
+  const auto skipped = static_cast<std::uint64_t>(totals.steps);
+  std::uint64_t trained_samples = 0;  // this session's, for the throughput figure
   const auto started = std::chrono::steady_clock::now();
 
   const auto stats = stages::run_epoch(spec, [&](const stages::Batch& batch) {
+    if (batch.seq < skipped) return;  // trained before the interruption
     const StepResult result = step(compute.images(batch), compute.labels(batch));
-    ++steps;
+    ++totals.steps;
     if (!std::isfinite(result.loss)) {
       std::ostringstream msg;
-      msg << "training diverged: loss is " << result.loss << " at epoch " << epoch + 1 << ", step " << steps;
+      msg << "training diverged: loss is " << result.loss << " at epoch " << epoch + 1 << ", step " << totals.steps;
       throw TrainingDiverged(msg.str());
     }
-    loss_sum += result.loss * static_cast<double>(batch.count);
+    totals.loss_sum += result.loss * static_cast<double>(batch.count);
     if (result.correct >= 0) {
-      correct += result.correct;
-      counted += result.count;
+      totals.correct += result.correct;
+      totals.counted += result.count;
     }
-    for (const auto& [name, value] : result.extra) extra_sum[name] += value;
+    for (const auto& [name, value] : result.extra) totals.extra_sum[name] += value;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    report.samples += static_cast<std::uint64_t>(batch.count);
-    progress.step(epoch, steps, result.loss, static_cast<double>(report.samples) / std::max(elapsed, 1e-9));
+    totals.samples += static_cast<std::uint64_t>(batch.count);
+    trained_samples += static_cast<std::uint64_t>(batch.count);
+    progress.step(epoch, totals.steps, result.loss, static_cast<double>(trained_samples) / std::max(elapsed, 1e-9));
+    if (resume != nullptr && resume->after_step) resume->after_step(totals);
   });
 
+  report.samples = totals.samples;
   report.seconds = stats.seconds;
   report.wait_seconds = stats.wait_seconds;
-  report.loss = report.samples > 0 ? loss_sum / static_cast<double>(report.samples) : 0.0;
-  report.accuracy = counted > 0 ? static_cast<double>(correct) / static_cast<double>(counted) : -1.0;
-  report.images_per_second = static_cast<double>(report.samples) / std::max(stats.seconds, 1e-9);
-  for (const auto& [name, sum] : extra_sum) report.extra.emplace_back(name, sum / static_cast<double>(steps));
+  report.loss = report.samples > 0 ? totals.loss_sum / static_cast<double>(report.samples) : 0.0;
+  report.accuracy =
+      totals.counted > 0 ? static_cast<double>(totals.correct) / static_cast<double>(totals.counted) : -1.0;
+  report.images_per_second = static_cast<double>(trained_samples) / std::max(stats.seconds, 1e-9);
+  for (const auto& [name, sum] : totals.extra_sum)
+    report.extra.emplace_back(name, sum / static_cast<double>(totals.steps));
   return report;
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -41,10 +42,30 @@ stages::EpochSpec training_epoch(const data::ImageSet& set, const std::vector<st
 
 using TrainStep = std::function<StepResult(const torch::Tensor& images, const torch::Tensor& labels)>;
 
+/// The running sums of a partial epoch: what a mid-epoch checkpoint keeps so
+/// that a resumed epoch reports exactly what an uninterrupted one would.
+struct EpochTotals {
+  std::int64_t steps = 0;  // batches trained so far in this epoch
+  std::uint64_t samples = 0;
+  double loss_sum = 0.0;
+  std::int64_t correct = 0;
+  std::int64_t counted = 0;
+  std::map<std::string, double> extra_sum;
+};
+
+/// Resuming an epoch, and a hook after every step (checkpoints, stop requests).
+struct EpochResume {
+  EpochTotals start;  // start.steps batches were trained before: they are skipped
+  std::function<void(const EpochTotals&)> after_step;
+};
+
 /// Runs one epoch through the flow graph, calling `step` on every batch.
-/// A NaN or infinite loss throws TrainingDiverged.
+/// A NaN or infinite loss throws TrainingDiverged. With `resume`, the first
+/// resume->start.steps batches still flow through the graph (the order and
+/// the per-sample randomness stay those of the full epoch) but are dropped
+/// before training.
 EpochReport train_epoch(const stages::EpochSpec& spec, const Compute& compute, const TrainStep& step,
-                        Progress& progress, std::int64_t epoch);
+                        Progress& progress, std::int64_t epoch, const EpochResume* resume = nullptr);
 
 /// A labelled subset decoded once for evaluation: (N, C, H, W) float on the CPU.
 struct LabelledTensors {

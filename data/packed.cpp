@@ -1,0 +1,236 @@
+#include "data/packed.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "pipeline/errors.hpp"
+#include "pipeline/run/run_directory.hpp"
+
+// Labels are mapped as int64 in host order; the format says little-endian.
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the packed format is read in place on little-endian hosts");
+
+namespace pretext::data {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr char kMagic[8] = {'P', 'R', 'T', 'X', 'P', 'A', 'C', 'K'};
+constexpr std::uint32_t kUint8 = 1;
+constexpr std::uint32_t kInt64 = 2;
+constexpr std::uint64_t kAlignment = 64;
+
+struct Header {
+  std::uint32_t version = kPackedVersion;
+  std::uint32_t header_size = kPackedHeaderSize;
+  std::uint64_t count = 0;
+  std::uint32_t channels = 0, height = 0, width = 0;
+  std::uint32_t pixel_dtype = kUint8, label_dtype = kInt64;
+  std::uint64_t pixel_offset = 0, pixel_bytes = 0;
+  std::uint64_t label_offset = 0, label_bytes = 0;
+  std::uint64_t classes_offset = 0, classes_bytes = 0;
+  std::uint32_t checksum = 0;
+};
+
+std::uint64_t align(std::uint64_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
+
+template <typename T>
+void put(std::array<char, kPackedHeaderSize>& bytes, std::size_t at, T value) {
+  std::memcpy(bytes.data() + at, &value, sizeof value);  // little-endian host (static_assert above)
+}
+
+template <typename T>
+T get(const std::uint8_t* bytes, std::size_t at) {
+  T value;
+  std::memcpy(&value, bytes + at, sizeof value);
+  return value;
+}
+
+std::array<char, kPackedHeaderSize> encode(const Header& h) {
+  std::array<char, kPackedHeaderSize> b{};
+  std::memcpy(b.data(), kMagic, sizeof kMagic);
+  put(b, 8, h.version);
+  put(b, 12, h.header_size);
+  put(b, 16, h.count);
+  put(b, 24, h.channels);
+  put(b, 28, h.height);
+  put(b, 32, h.width);
+  put(b, 36, h.pixel_dtype);
+  put(b, 40, h.label_dtype);
+  put(b, 48, h.pixel_offset);
+  put(b, 56, h.pixel_bytes);
+  put(b, 64, h.label_offset);
+  put(b, 72, h.label_bytes);
+  put(b, 80, h.classes_offset);
+  put(b, 88, h.classes_bytes);
+  put(b, 96, h.checksum);
+  return b;
+}
+
+Header decode(const std::uint8_t* b) {
+  Header h;
+  h.version = get<std::uint32_t>(b, 8);
+  h.header_size = get<std::uint32_t>(b, 12);
+  h.count = get<std::uint64_t>(b, 16);
+  h.channels = get<std::uint32_t>(b, 24);
+  h.height = get<std::uint32_t>(b, 28);
+  h.width = get<std::uint32_t>(b, 32);
+  h.pixel_dtype = get<std::uint32_t>(b, 36);
+  h.label_dtype = get<std::uint32_t>(b, 40);
+  h.pixel_offset = get<std::uint64_t>(b, 48);
+  h.pixel_bytes = get<std::uint64_t>(b, 56);
+  h.label_offset = get<std::uint64_t>(b, 64);
+  h.label_bytes = get<std::uint64_t>(b, 72);
+  h.classes_offset = get<std::uint64_t>(b, 80);
+  h.classes_bytes = get<std::uint64_t>(b, 88);
+  h.checksum = get<std::uint32_t>(b, 96);
+  return h;
+}
+
+std::uint32_t checksum(const std::uint8_t* pixels, std::uint64_t pixel_bytes, const std::uint8_t* labels,
+                       std::uint64_t label_bytes) {
+  uLong crc = crc32_z(0L, Z_NULL, 0);
+  crc = crc32_z(crc, pixels, pixel_bytes);
+  crc = crc32_z(crc, labels, label_bytes);
+  return static_cast<std::uint32_t>(crc);
+}
+
+std::string printable(const std::uint8_t* bytes, std::size_t n) {
+  std::string s;
+  for (std::size_t i = 0; i < n; ++i) s += (bytes[i] >= 32 && bytes[i] < 127) ? static_cast<char>(bytes[i]) : '?';
+  return s;
+}
+
+struct Mapping {
+  void* address = MAP_FAILED;
+  std::size_t length = 0;
+  ~Mapping() {
+    if (address != MAP_FAILED) munmap(address, length);
+  }
+};
+
+}  // namespace
+
+void write_packed(const fs::path& file, const ImageSet& set, const std::vector<std::string>& classes) {
+  std::string names;
+  for (const auto& name : classes) {
+    if (name.find('\n') != std::string::npos)
+      throw InputError(file.string() + ": class name '" + name +
+                       "' holds a newline; the packed format cannot store it");
+    names += name + "\n";
+  }
+  Header h;
+  h.count = set.size();
+  h.channels = static_cast<std::uint32_t>(set.shape.channels);
+  h.height = static_cast<std::uint32_t>(set.shape.height);
+  h.width = static_cast<std::uint32_t>(set.shape.width);
+  h.pixel_offset = align(kPackedHeaderSize);
+  h.pixel_bytes = h.count * set.shape.numel();
+  h.label_offset = align(h.pixel_offset + h.pixel_bytes);
+  h.label_bytes = h.count * sizeof(std::int64_t);
+  h.classes_offset = names.empty() ? 0 : align(h.label_offset + h.label_bytes);
+  h.classes_bytes = names.size();
+  const auto* labels = reinterpret_cast<const std::uint8_t*>(set.labels.data());
+  h.checksum = checksum(set.data(), h.pixel_bytes, labels, h.label_bytes);
+
+  commit_file_atomically(file, [&](const fs::path& temporary) {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    const auto header = encode(h);
+    std::uint64_t at = 0;
+    auto write_at = [&](std::uint64_t offset, const void* data, std::uint64_t bytes) {
+      static const char kZeros[kAlignment] = {};
+      out.write(kZeros, static_cast<std::streamsize>(offset - at));
+      out.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
+      at = offset + bytes;
+    };
+    write_at(0, header.data(), header.size());
+    write_at(h.pixel_offset, set.data(), h.pixel_bytes);
+    write_at(h.label_offset, labels, h.label_bytes);
+    if (!names.empty()) write_at(h.classes_offset, names.data(), names.size());
+    out.close();
+    if (!out) throw std::runtime_error(temporary.string() + ": could not write the packed file (disk full?)");
+  });
+}
+
+PackedDataset read_packed(const fs::path& file, bool verify_checksum) {
+  const std::string name = file.string();
+  const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw InputError(name + ": cannot open the packed file: " + std::strerror(errno));
+  struct stat info {};
+  const bool stat_ok = ::fstat(fd, &info) == 0;
+  const auto file_size = stat_ok ? static_cast<std::uint64_t>(info.st_size) : 0;
+  auto mapping = std::make_shared<Mapping>();
+  if (stat_ok && file_size >= kPackedHeaderSize) {
+    mapping->length = file_size;
+    mapping->address = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  }
+  ::close(fd);  // the mapping stays valid
+  if (!stat_ok) throw InputError(name + ": cannot read the file's size");
+  if (file_size < kPackedHeaderSize)
+    throw InputError(name + ": truncated: expected a packed header of " + std::to_string(kPackedHeaderSize) +
+                     " bytes, the file has " + std::to_string(file_size));
+  if (mapping->address == MAP_FAILED) throw InputError(name + ": cannot map the file: " + std::strerror(errno));
+  const auto* bytes = static_cast<const std::uint8_t*>(mapping->address);
+
+  if (std::memcmp(bytes, kMagic, sizeof kMagic) != 0)
+    throw InputError(name + ": not a packed dataset: expected magic PRTXPACK, found '" + printable(bytes, 8) + "'");
+  const Header h = decode(bytes);
+  auto fail = [&](const std::string& what) { throw InputError(name + ": " + what); };
+  if (h.version != kPackedVersion)
+    fail("expected packed format version " + std::to_string(kPackedVersion) + ", found " + std::to_string(h.version) +
+         " (written by another pretext version? run pretext preprocess again)");
+  if (h.header_size != kPackedHeaderSize)
+    fail("expected a header size of " + std::to_string(kPackedHeaderSize) + ", found " + std::to_string(h.header_size));
+  if (h.pixel_dtype != kUint8) fail("expected pixel dtype 1 (uint8), found " + std::to_string(h.pixel_dtype));
+  if (h.label_dtype != kInt64) fail("expected label dtype 2 (int64), found " + std::to_string(h.label_dtype));
+  if (h.channels == 0 || h.height == 0 || h.width == 0 || h.channels > 4096 || h.height > 65536 || h.width > 65536)
+    fail("implausible image shape " + std::to_string(h.channels) + "x" + std::to_string(h.height) + "x" +
+         std::to_string(h.width));
+  const std::uint64_t image_bytes = std::uint64_t{h.channels} * h.height * h.width;
+  if (h.count > (std::uint64_t{1} << 40) / image_bytes)  // keeps the products below from overflowing
+    fail("implausible image count " + std::to_string(h.count));
+  if (h.pixel_bytes != h.count * image_bytes || h.label_bytes != h.count * sizeof(std::int64_t))
+    fail("section sizes disagree with " + std::to_string(h.count) + " images of " + std::to_string(image_bytes) +
+         " bytes (pixels " + std::to_string(h.pixel_bytes) + ", labels " + std::to_string(h.label_bytes) + " bytes)");
+  if (h.pixel_offset % kAlignment != 0 || h.label_offset % kAlignment != 0 || h.pixel_offset < kPackedHeaderSize ||
+      h.label_offset < h.pixel_offset + h.pixel_bytes)
+    fail("expected 64-byte aligned pixel and label sections after the header, found offsets " +
+         std::to_string(h.pixel_offset) + " and " + std::to_string(h.label_offset));
+  const std::uint64_t end = std::max(h.label_offset + h.label_bytes, h.classes_offset + h.classes_bytes);
+  if (end > file_size)
+    fail("truncated: the header promises " + std::to_string(end) + " bytes, the file has " + std::to_string(file_size));
+  const std::uint8_t* pixels = bytes + h.pixel_offset;
+  const std::uint8_t* labels = bytes + h.label_offset;
+  if (verify_checksum) {
+    const std::uint32_t found = checksum(pixels, h.pixel_bytes, labels, h.label_bytes);
+    if (found != h.checksum) {
+      std::ostringstream message;
+      message << "checksum mismatch: the header says CRC-32 0x" << std::hex << h.checksum << ", the data gives 0x"
+              << found << " (the file is corrupt)";
+      fail(message.str());
+    }
+  }
+
+  PackedDataset result;
+  ImageSet& set = result.images;
+  set.shape = ImageShape{static_cast<int>(h.channels), static_cast<int>(h.height), static_cast<int>(h.width)};
+  set.labels.resize(h.count);
+  std::memcpy(set.labels.data(), labels, h.label_bytes);
+  set.origin = name;
+  set.external = pixels;
+  set.storage = mapping;
+  if (h.classes_offset != 0) {
+    std::istringstream lines(std::string(reinterpret_cast<const char*>(bytes + h.classes_offset), h.classes_bytes));
+    for (std::string line; std::getline(lines, line);) result.classes.push_back(line);
+  }
+  return result;
+}
+
+}  // namespace pretext::data

@@ -1,0 +1,49 @@
+#include "pipeline/run/data_source.hpp"
+
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "data/image_folder.hpp"
+#include "data/packed.hpp"
+
+namespace pretext {
+
+LoadedData load_data_source(const DataOptions& d, const std::string& path, const std::string& labels,
+                            const LoadCallbacks& callbacks) {
+  LoadedData loaded;
+  if (d.source == "svhn_mat") {
+    loaded.images = data::load_svhn_mat(path);
+  } else if (d.source == "folder") {
+    data::FolderOptions options;
+    options.target = data::DecodeTarget{static_cast<int>(d.channels), static_cast<int>(d.image_size)};
+    options.labelled_layout = d.labelled_layout;
+    options.on_bad_image = d.on_bad_image == "skip" ? data::BadImagePolicy::skip : data::BadImagePolicy::fail;
+    options.report_skip = callbacks.report_skip;
+    options.progress = callbacks.progress;
+    auto folder = data::load_image_folder(path, options);
+    loaded.images = std::move(folder.images);
+    loaded.classes = std::move(folder.classes);
+    loaded.skipped = folder.skipped;
+  } else if (d.source == "packed") {
+    auto packed = data::read_packed(path, d.verify_checksum);
+    loaded.images = std::move(packed.images);
+    loaded.classes = std::move(packed.classes);
+  } else {
+    loaded.images =
+        data::load_idx(path, labels.empty() ? data::idx_labels_path_for(path) : std::filesystem::path(labels));
+  }
+  return loaded;
+}
+
+std::string classes_toml(const std::vector<std::string>& classes) {
+  toml::array names;
+  for (const auto& name : classes) names.push_back(name);
+  toml::table table;
+  table.insert("classes", std::move(names));
+  std::ostringstream out;
+  out << "# label i is classes[i] (from the data's class folders)\n" << table << '\n';
+  return out.str();
+}
+
+}  // namespace pretext

@@ -1,0 +1,24 @@
+// `pretext preprocess`: a config's training data, decoded once, sized as
+// training wants it, written as a packed file that later runs map in place.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <ostream>
+
+#include "pipeline/run/run_options.hpp"
+
+namespace pretext {
+
+struct PreprocessResult {
+  std::size_t images = 0;
+  std::size_t skipped = 0;
+  double seconds = 0.0;  // load/decode, padding and writing
+};
+
+/// Loads data.path as data.source says (folders decode on all cores with
+/// oneTBB), pads to data.pad_to, writes `out` atomically. Progress and
+/// throughput go to `log`. Throws InputError naming the file.
+PreprocessResult preprocess_to_packed(const DataOptions& d, const std::filesystem::path& out, std::ostream& log);
+
+}  // namespace pretext

@@ -1,0 +1,49 @@
+// Pretext-phase checkpoints for `pretext resume`: checkpoints/step-<global
+// step>.pt holds the task (networks and optimisers), where the phase stands,
+// the partial epoch's sums, LibTorch's CPU generator, the metric rows so far
+// and a hash of config.toml. Written atomically; the newest `keep` are kept.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "pipeline/train/compute.hpp"
+#include "pipeline/train/trainer.hpp"
+
+namespace pretext {
+
+/// Where the pretext phase stands, and what the rest of the run needs from
+/// the part already done.
+struct PretextProgress {
+  std::int64_t epoch = 0;        // epochs completed
+  std::int64_t step = 0;         // steps trained within `epoch` (totals.steps)
+  std::int64_t global_step = 0;  // steps trained in all
+  EpochTotals totals;            // of the partial epoch
+  EpochReport last;              // of the last completed epoch (loss, accuracy, images/s)
+  double seconds = 0.0;          // pretext training time so far
+  double wait_seconds = 0.0;
+  double graph_seconds = 0.0;
+  std::vector<std::string> metric_rows;
+  std::string config_hash;
+};
+
+/// A hash of config.toml's text, as recorded in checkpoints.
+std::string config_hash(const std::string& config_text);
+std::string read_text_file(const std::filesystem::path& file);
+
+std::filesystem::path checkpoint_directory(const std::filesystem::path& run_dir);
+/// Step checkpoints in `run_dir`, oldest first.
+std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& run_dir);
+
+/// Writes checkpoints/step-<global_step>.pt atomically, then deletes all but
+/// the newest `keep`. Returns the file written.
+std::filesystem::path write_checkpoint(const std::filesystem::path& run_dir, const PretextTask& task,
+                                       const PretextProgress& progress, std::int64_t keep);
+
+/// Restores `task` and LibTorch's CPU generator from `file`. Throws on a
+/// corrupt or truncated file.
+PretextProgress read_checkpoint(const std::filesystem::path& file, PretextTask& task, const torch::Device& device);
+
+}  // namespace pretext

@@ -1,0 +1,148 @@
+// Tests for the packed dataset format (data/packed.hpp): a bit-exact round
+// trip read in place, and a clear error for each way a file can be wrong.
+#include "data/packed.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "pipeline/errors.hpp"
+#include "support/synthetic_idx.hpp"
+#include "support/test_images.hpp"
+
+namespace pretext::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+ImageSet random_set(std::size_t count, ImageShape shape, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  ImageSet set;
+  set.shape = shape;
+  set.pixels.resize(count * shape.numel());
+  for (auto& p : set.pixels) p = static_cast<std::uint8_t>(rng());
+  for (std::size_t i = 0; i < count; ++i) set.labels.push_back(static_cast<std::int64_t>(rng() % 7) - 1);
+  set.origin = "random";
+  return set;
+}
+
+class Packed : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::fresh_temp_dir("packed");
+    file_ = dir_ / "set.pack";
+    set_ = random_set(5, {3, 4, 5}, 42);
+    write_packed(file_, set_, {"cat", "dog", "émeu"});
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Rewrites bytes [at, at + n) of the file.
+  void patch(std::size_t at, const void* bytes, std::size_t n) {
+    auto contents = testing::read_bytes(file_);
+    std::memcpy(contents.data() + at, bytes, n);
+    testing::write_bytes(file_, contents);
+  }
+
+  void expect_error(const std::string& what, bool verify = true) {
+    try {
+      read_packed(file_, verify);
+      FAIL() << "a bad packed file was accepted (expected: " << what << ")";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(file_.string()), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  }
+
+  fs::path dir_;
+  fs::path file_;
+  ImageSet set_;
+};
+
+TEST_F(Packed, RoundTripIsBitExactAndReadInPlace) {
+  const PackedDataset packed = read_packed(file_);
+  const ImageSet& got = packed.images;
+  EXPECT_EQ(got.shape, set_.shape);
+  EXPECT_EQ(got.labels, set_.labels);
+  ASSERT_EQ(got.size(), set_.size());
+  EXPECT_EQ(std::memcmp(got.data(), set_.data(), set_.pixels.size()), 0);
+  for (std::size_t i = 0; i < got.size(); ++i)
+    EXPECT_EQ(std::memcmp(got.image(i), set_.image(i), set_.shape.numel()), 0) << "image " << i;
+  EXPECT_EQ(packed.classes, (std::vector<std::string>{"cat", "dog", "émeu"}));
+  EXPECT_EQ(got.origin, file_.string());
+  // No copy: the pixels are the mapping's, 64-byte aligned.
+  EXPECT_TRUE(got.pixels.empty());
+  ASSERT_NE(got.external, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(got.external) % 64, 0U);
+}
+
+TEST_F(Packed, TheWriteLeavesOnlyTheFile) {
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(dir_)) entries.push_back(e.path().filename());
+  EXPECT_EQ(entries, (std::vector<fs::path>{"set.pack"}));  // no temporary left behind
+  write_packed(file_, random_set(2, {1, 2, 2}, 1), {});     // overwriting replaces it whole
+  const PackedDataset again = read_packed(file_);
+  EXPECT_EQ(again.images.size(), 2U);
+  EXPECT_TRUE(again.classes.empty());
+}
+
+TEST_F(Packed, PaddingAMappedSetCopiesIntoOwnedPixels) {
+  PackedDataset packed = read_packed(file_);
+  pad_to(packed.images, 6);
+  EXPECT_EQ(packed.images.external, nullptr);
+  EXPECT_EQ(packed.images.shape, (ImageShape{3, 6, 6}));
+  // Row 0 of the original image 1, channel 2 sits at row 1, column 0 of the padded plane (4x5 in 6x6).
+  const std::uint8_t* original = set_.image(1) + 2 * 20;
+  const std::uint8_t* padded = packed.images.image(1) + 2 * 36 + 1 * 6 + 0;
+  EXPECT_EQ(std::memcmp(original, padded, 5), 0);
+}
+
+TEST_F(Packed, ChecksumMismatchIsReportedUnlessSkipped) {
+  const std::uint8_t flipped = static_cast<std::uint8_t>(set_.pixels[7] ^ 0xFF);
+  patch(kPackedHeaderSize + 7, &flipped, 1);
+  expect_error("checksum mismatch");
+  EXPECT_EQ(read_packed(file_, false).images.image(0)[7], flipped);  // verify_checksum = false
+}
+
+TEST_F(Packed, WrongMagicIsReported) {
+  patch(0, "NOTAPACK", 8);
+  expect_error("expected magic PRTXPACK, found 'NOTAPACK'");
+}
+
+TEST_F(Packed, WrongVersionIsReported) {
+  const std::uint32_t version = 2;
+  patch(8, &version, 4);
+  expect_error("expected packed format version 1, found 2");
+}
+
+TEST_F(Packed, TruncatedFilesAreReported) {
+  auto bytes = testing::read_bytes(file_);
+  bytes.resize(bytes.size() - 10);
+  testing::write_bytes(file_, bytes);
+  expect_error("truncated");
+  bytes.resize(bytes.size() / 2);  // into the pixels
+  testing::write_bytes(file_, bytes);
+  expect_error("truncated: the header promises");
+  bytes.resize(100);
+  testing::write_bytes(file_, bytes);
+  expect_error("truncated: expected a packed header of 128 bytes, the file has 100");
+}
+
+TEST_F(Packed, InconsistentSectionSizesAreReported) {
+  const std::uint64_t count = 6;  // one more image than the sections hold
+  patch(16, &count, 8);
+  expect_error("section sizes disagree");
+}
+
+TEST_F(Packed, MissingFileIsReported) {
+  fs::remove(file_);
+  expect_error("cannot open");
+}
+
+}  // namespace
+}  // namespace pretext::data
