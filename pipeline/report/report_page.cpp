@@ -26,6 +26,9 @@ table.results { border-collapse: collapse; font-variant-numeric: tabular-nums; f
                 border-top: 2px solid #333; border-bottom: 2px solid #333; }
 table.results th, table.results td { padding: 0.28rem 0.65rem; text-align: right; white-space: nowrap; }
 table.results .epoch { color: #777; font-size: 0.8em; }
+table.results.sweep { font-size: 0.82rem; }
+table.results.sweep th, table.results.sweep td { padding: 0.22rem 0.42rem; }
+table.results.sweep th.group { white-space: normal; }  /* long group names wrap, not widen their columns */
 .table-scroll { overflow-x: auto; }
 table.results thead th { font-weight: 600; vertical-align: bottom; }
 table.results thead th:first-child { text-align: left; }
