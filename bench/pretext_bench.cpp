@@ -1,0 +1,369 @@
+// pretext-bench: throughput and memory of the training-input pipeline.
+//
+// Runs the real flow graph (stages::run_epoch) with the rotation task's four
+// views and the color_jitter stage, from three sources (memory, a packed
+// file, a folder of PNGs), and a plain memcpy loop writing the same bytes as
+// a bandwidth reference. Prints one JSON object per line; see bench/README.md.
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <numeric>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <oneapi/tbb/task_arena.h>
+
+#include "bench/bench_support.hpp"
+#include "data/image_folder.hpp"
+#include "data/packed.hpp"
+#include "stages/builtin_stages.hpp"
+#include "stages/epoch_graph.hpp"
+
+namespace pretext::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kBatchSize = 128;
+constexpr int kViews = 4;
+
+struct Settings {
+  std::size_t images = 20000;
+  int repeats = 3;
+  std::vector<int> threads;
+};
+
+int hardware_threads() { return std::max(1U, std::thread::hardware_concurrency()); }
+
+std::vector<int> parse_threads(const std::string& list) {
+  std::vector<int> out;
+  std::stringstream in(list);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const int t = std::stoi(item);
+    if (t < 1) throw std::invalid_argument("--threads: every entry must be >= 1, got " + item);
+    if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
+  }
+  if (out.empty()) throw std::invalid_argument("--threads: expected a list like 1,2");
+  return out;
+}
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+std::shared_ptr<const Stage> color_jitter_stage() {
+  FixedOptions options({{"brightness", 0.2}, {"contrast", 0.4}, {"saturation", 0.5}});
+  for (auto& [name, maker] : stages::builtin_stages())
+    if (name == "color_jitter") return maker(options);
+  throw std::runtime_error("no built-in color_jitter stage");
+}
+
+/// One epoch through the real graph; the consumer only touches each batch.
+stages::EpochStats run_pipeline(const data::ImageSet& set, int threads, std::uint64_t epoch) {
+  static const RotationViews rotation;
+  static const std::shared_ptr<const Stage> jitter = color_jitter_stage();
+  stages::EpochSpec spec;
+  spec.plan.images = &set;
+  std::vector<std::uint32_t> order(set.size());
+  std::iota(order.begin(), order.end(), 0U);
+  spec.plan.order = stages::shuffled(std::move(order), 1, epoch);
+  spec.plan.seed = 1;
+  spec.plan.epoch = epoch;
+  spec.views = &rotation;
+  spec.stages = {jitter};
+  spec.batch_size = kBatchSize;
+  spec.graph.threads = threads;
+  volatile double sink = 0.0;
+  const stages::EpochStats stats = run_epoch(spec, [&](const stages::Batch& batch) {
+    sink = sink + batch.pixels.front() + batch.pixels.back() + static_cast<double>(batch.labels.front());
+  });
+  return stats;
+}
+
+std::size_t output_bytes(std::size_t samples) { return samples * 3 * 32 * 32 * sizeof(float); }
+
+/// memcpy of `bytes` in total, split over `threads`, through 64 MiB source and
+/// destination buffers (larger than any cache, so this is memory bandwidth).
+double copy_seconds(std::size_t bytes, int threads) {
+  constexpr std::size_t kBuffer = 64U << 20;
+  constexpr std::size_t kChunk = 1U << 20;
+  std::vector<char> src(kBuffer, 1);
+  std::vector<char> dst(kBuffer, 0);
+  const std::size_t slice = kBuffer / static_cast<std::size_t>(threads) / kChunk * kChunk;
+  const std::size_t share = bytes / static_cast<std::size_t>(threads);
+  const auto start = Clock::now();
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      const std::size_t base = static_cast<std::size_t>(t) * slice;
+      std::size_t offset = 0;
+      for (std::size_t done = 0; done < share;) {
+        const std::size_t n = std::min(kChunk, share - done);
+        std::memcpy(dst.data() + base + offset, src.data() + base + offset, n);
+        done += n;
+        offset = offset + kChunk >= slice ? 0 : offset + kChunk;
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  const double seconds = seconds_since(start);
+  if (dst[kBuffer / 2] != 1 && dst[0] != 1) std::fprintf(stderr, "copy reference: nothing copied\n");
+  return seconds;
+}
+
+/// Runs one untimed and `repeats` timed epochs; prints the row for their median.
+void pipeline_row(const Settings& settings, const data::ImageSet& set, const std::string& source, int threads,
+                  double copy_bytes_per_second) {
+  std::vector<double> seconds;
+  // One untimed epoch first, so each case starts with the same warm threads,
+  // allocator and caches whichever case ran before it.
+  stages::EpochStats stats = run_pipeline(set, threads, 1000);
+  for (int r = 0; r < settings.repeats; ++r) {
+    stats = run_pipeline(set, threads, static_cast<std::uint64_t>(r));
+    seconds.push_back(stats.seconds);
+  }
+  const double med = median(seconds);
+  const double views_per_second = static_cast<double>(stats.samples) / med;
+  const double bytes_per_second = static_cast<double>(output_bytes(stats.samples)) / med;
+  JsonRow()
+      .add("case", "pipeline")
+      .add("source", source)
+      .add("threads", threads)
+      .add("images", set.size())
+      .add("views_per_image", kViews)
+      .add("output_images", static_cast<long long>(stats.samples))
+      .add("batches", static_cast<long long>(stats.batches))
+      .add("images_per_second", views_per_second)
+      .add("source_images_per_second", static_cast<double>(set.size()) / med)
+      .add("seconds_median", med)
+      .add("seconds_min", *std::min_element(seconds.begin(), seconds.end()))
+      .add("output_bytes_per_second", bytes_per_second)
+      .add("fraction_of_copy_bandwidth", bytes_per_second / copy_bytes_per_second)
+      .add("consumer_wait_fraction", stats.wait_seconds / stats.seconds)
+      .add("max_blocks_in_flight", stats.max_blocks_in_flight)
+      .print();
+}
+
+/// A temporary directory removed on scope exit.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "pretext-bench-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("cannot create a temporary directory");
+    path = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+};
+
+/// Child mode: one epoch on `images` in-memory images; prints peak and post-data RSS in KiB.
+int rss_child(std::size_t images, int threads) {
+  const data::ImageSet set = synthetic_images(images);
+  const long after_data = proc_status_kib("VmRSS");
+  run_pipeline(set, threads, 0);
+  std::printf("%ld %ld\n", proc_status_kib("VmHWM"), after_data);
+  return 0;
+}
+
+/// Runs this program in `--rss-child` mode (fork + exec, so nothing of this
+/// process's memory is inherited) and returns {VmHWM, VmRSS after the data} in KiB.
+std::pair<long, long> measure_rss(std::size_t images, int threads) {
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    const std::string n = std::to_string(images);
+    const std::string t = std::to_string(threads);
+    execl("/proc/self/exe", "pretext-bench", "--rss-child", n.c_str(), t.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string text;
+  char buffer[256];
+  ssize_t got = 0;
+  while ((got = read(fds[0], buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<std::size_t>(got));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error("rss child failed");
+  std::istringstream in(text);
+  long hwm = -1;
+  long after_data = -1;
+  in >> hwm >> after_data;
+  return {hwm, after_data};
+}
+
+void run_all(const Settings& settings) {
+  const std::size_t n = settings.images;
+  const std::size_t views_total = n * kViews;
+  std::vector<double> copy_rate(
+      static_cast<std::size_t>(*std::max_element(settings.threads.begin(), settings.threads.end())) + 1);
+  // 2. Memory bandwidth reference: the pipeline's output bytes, written by memcpy.
+  for (int t : settings.threads) {
+    std::vector<double> seconds;
+    for (int r = 0; r < settings.repeats; ++r) seconds.push_back(copy_seconds(output_bytes(views_total), t));
+    const double med = median(seconds);
+    copy_rate[static_cast<std::size_t>(t)] = static_cast<double>(output_bytes(views_total)) / med;
+    JsonRow()
+        .add("case", "copy_reference")
+        .add("source", "memory")
+        .add("threads", t)
+        .add("images", views_total)
+        .add("bytes", output_bytes(views_total))
+        .add("bytes_per_second", copy_rate[static_cast<std::size_t>(t)])
+        .add("images_per_second", static_cast<double>(views_total) / med)
+        .add("seconds_median", med)
+        .print();
+  }
+
+  // 1a. Memory source.
+  TempDir temp;
+  {
+    const data::ImageSet set = synthetic_images(n);
+    for (int t : settings.threads) pipeline_row(settings, set, "memory", t, copy_rate[static_cast<std::size_t>(t)]);
+
+    // 1b. Packed source: written once, then read back through the mmap reader.
+    const fs::path packed = temp.path / "bench.pack";
+    data::write_packed(packed, set, {});
+    const data::PackedDataset mapped = data::read_packed(packed);
+    for (int t : settings.threads)
+      pipeline_row(settings, mapped.images, "packed", t, copy_rate[static_cast<std::size_t>(t)]);
+
+    // 1c. PNG folder: written once, ten class folders.
+    for (std::size_t i = 0; i < n; ++i) {
+      const fs::path dir = temp.path / "png" / std::to_string(set.labels[i]);
+      if (i < 10) fs::create_directories(dir);
+      write_rgb_png(dir / (std::to_string(i) + ".png"), set, i);
+    }
+  }
+  for (int t : settings.threads) {
+    data::FolderOptions options;
+    options.target = {3, 32};
+    std::vector<double> seconds;
+    data::FolderDataset decoded;
+    for (int r = 0; r < settings.repeats; ++r) {
+      oneapi::tbb::task_arena arena(t);
+      const auto start = Clock::now();
+      arena.execute([&] { decoded = data::load_image_folder(temp.path / "png", options); });
+      seconds.push_back(seconds_since(start));
+    }
+    const double med = median(seconds);
+    JsonRow()
+        .add("case", "png_decode")
+        .add("source", "png")
+        .add("threads", t)
+        .add("images", decoded.images.size())
+        .add("images_per_second", static_cast<double>(decoded.images.size()) / med)
+        .add("source_images_per_second", static_cast<double>(decoded.images.size()) / med)
+        .add("seconds_median", med)
+        .print();
+    pipeline_row(settings, decoded.images, "png", t, copy_rate[static_cast<std::size_t>(t)]);
+  }
+
+  // 3. Peak RSS for N and 10 x N in-memory images, each in a fresh process.
+  const int threads = *std::max_element(settings.threads.begin(), settings.threads.end());
+  std::vector<std::pair<long, long>> peaks;
+  for (const std::size_t images : {n, 10 * n}) {
+    const auto [hwm, after_data] = measure_rss(images, threads);
+    peaks.emplace_back(hwm, after_data);
+    JsonRow()
+        .add("case", "peak_rss")
+        .add("source", "memory")
+        .add("threads", threads)
+        .add("images", images)
+        .add("peak_rss_mib", static_cast<double>(hwm) / 1024.0)
+        .add("dataset_mib", static_cast<double>(images * 3 * 32 * 32) / (1024.0 * 1024.0))
+        .add("rss_after_dataset_mib", static_cast<double>(after_data) / 1024.0)
+        .add("pipeline_growth_mib", static_cast<double>(hwm - after_data) / 1024.0)
+        .print();
+  }
+  const auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+  JsonRow()
+      .add("case", "peak_rss_ratio")
+      .add("source", "memory")
+      .add("threads", threads)
+      .add("images", 10 * n)
+      .add("peak_rss_ratio", ratio(static_cast<double>(peaks[1].first), static_cast<double>(peaks[0].first)))
+      .add("pipeline_growth_ratio", ratio(static_cast<double>(peaks[1].first - peaks[1].second),
+                                          static_cast<double>(peaks[0].first - peaks[0].second)))
+      .add("peak_rss_minus_dataset_ratio",
+           ratio(static_cast<double>(peaks[1].first) - static_cast<double>(10 * n * 3072) / 1024.0,
+                 static_cast<double>(peaks[0].first) - static_cast<double>(n * 3072) / 1024.0))
+      .print();
+}
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: pretext-bench [--images N] [--repeats R] [--threads LIST] [--quick]\n"
+               "  --images N      source images per case (default 20000)\n"
+               "  --repeats R     epochs per case; the median is reported (default 3)\n"
+               "  --threads LIST  comma-separated thread counts (default 1,<hardware threads>)\n"
+               "  --quick         smoke run: 2000 images, 1 repeat unless given\n");
+}
+
+}  // namespace
+}  // namespace pretext::bench
+
+int main(int argc, char** argv) {
+  using namespace pretext::bench;
+  try {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.size() == 3 && args[0] == "--rss-child") return rss_child(std::stoul(args[1]), std::stoi(args[2]));
+    Settings settings;
+    settings.threads = parse_threads("1," + std::to_string(hardware_threads()));
+    bool quick = false;
+    bool images_given = false;
+    bool repeats_given = false;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+      const auto value = [&]() -> const std::string& {
+        if (i + 1 >= args.size()) throw std::invalid_argument(args[i] + ": expected a value");
+        return args[++i];
+      };
+      if (args[i] == "--images") {
+        const long long v = std::stoll(value());
+        if (v < 1) throw std::invalid_argument("--images: expected a count >= 1");
+        settings.images = static_cast<std::size_t>(v);
+        images_given = true;
+      } else if (args[i] == "--repeats") {
+        settings.repeats = std::stoi(value());
+        if (settings.repeats < 1) throw std::invalid_argument("--repeats: expected a count >= 1");
+        repeats_given = true;
+      } else if (args[i] == "--threads") {
+        settings.threads = parse_threads(value());
+      } else if (args[i] == "--quick") {
+        quick = true;
+      } else if (args[i] == "--help" || args[i] == "-h") {
+        usage();
+        return 0;
+      } else {
+        usage();
+        throw std::invalid_argument("unknown option " + args[i]);
+      }
+    }
+    if (quick && !images_given) settings.images = 2000;
+    if (quick && !repeats_given) settings.repeats = 1;
+    run_all(settings);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pretext-bench: %s\n", e.what());
+    return 2;
+  }
+}
