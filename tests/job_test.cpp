@@ -10,6 +10,7 @@
 #include "pipeline/errors.hpp"
 #include "pipeline/run/png_grid.hpp"
 #include "pipeline/train/trainer.hpp"
+#include "support/run_files.hpp"
 #include "support/synthetic_idx.hpp"
 
 namespace pretext {
@@ -52,22 +53,8 @@ class TinyRun : public ::testing::Test {
   fs::path config_;
 };
 
-std::string read(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// metrics.csv without the rows that measure time.
-std::string deterministic_metrics(const fs::path& file) {
-  std::istringstream in(read(file));
-  std::string line;
-  std::string out;
-  while (std::getline(in, line))
-    if (line.find("per_second") == std::string::npos && line.find("wait") == std::string::npos) out += line + "\n";
-  return out;
-}
+using testing::deterministic_metrics;
+std::string read(const fs::path& file) { return testing::read_file(file); }
 
 std::map<int, double> pretext_losses(const fs::path& file) {
   std::istringstream in(read(file));

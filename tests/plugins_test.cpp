@@ -10,23 +10,12 @@
 #include "pipeline/plugin_host/plugin_host.hpp"
 #include "pipeline/train/training_context.hpp"
 #include "pretext/image_ops.hpp"
+#include "support/builtin_plugin_fixture.hpp"
 
 namespace pretext {
 namespace {
 
-class BuiltinPlugins : public ::testing::Test {
- protected:
-  void SetUp() override {
-    torch::manual_seed(0);
-    host_.set_search_path({PRETEXT_BUILTIN_PLUGIN_DIR});
-  }
-  config::Section section(const std::string& toml) {
-    documents_.push_back(std::make_unique<config::Document>(config::Document::parse(toml, "test.toml")));
-    return config::Section(*documents_.back(), "");
-  }
-  PluginHost host_;
-  std::vector<std::unique_ptr<config::Document>> documents_;
-};
+class BuiltinPlugins : public testing::BuiltinPluginTest {};
 
 TEST_F(BuiltinPlugins, Conv4ShapesFollowTheStudy) {
   auto options = section("");

@@ -23,6 +23,8 @@
 #include "pipeline/report/svg_chart.hpp"
 #include "pipeline/run/run_directory.hpp"
 
+#include "support/run_files.hpp"
+
 namespace pretext::report {
 namespace {
 
@@ -51,12 +53,7 @@ class TempDir {
   fs::path path_;
 };
 
-std::string read(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+std::string read(const fs::path& path) { return testing::read_file(path); }
 
 void write(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());

@@ -18,6 +18,7 @@
 #include "pipeline/errors.hpp"
 #include "pipeline/train/checkpoint.hpp"
 #include "pipeline/train/job.hpp"
+#include "support/run_files.hpp"
 #include "support/synthetic_idx.hpp"
 
 #ifndef PRETEXT_BINARY
@@ -29,21 +30,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// metrics.csv without the rows that measure time (as in job_test.cpp).
-std::string deterministic_metrics(const fs::path& file) {
-  std::istringstream in(read(file));
-  std::string out;
-  for (std::string line; std::getline(in, line);)
-    if (line.find("per_second") == std::string::npos && line.find("wait") == std::string::npos) out += line + "\n";
-  return out;
-}
+using testing::deterministic_metrics;
+std::string read(const fs::path& file) { return testing::read_file(file); }
 
 std::vector<std::string> names_in(const fs::path& dir) {
   std::vector<std::string> names;

@@ -12,6 +12,7 @@
 #include "pipeline/train/job.hpp"
 #include "pipeline/train/training_context.hpp"
 #include "pretext/image_ops.hpp"
+#include "support/builtin_plugin_fixture.hpp"
 #include "support/synthetic_idx.hpp"
 
 namespace pretext {
@@ -19,16 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class SimclrPlugin : public ::testing::Test {
+class SimclrPlugin : public testing::BuiltinPluginTest {
  protected:
-  void SetUp() override {
-    torch::manual_seed(0);
-    host_.set_search_path({PRETEXT_BUILTIN_PLUGIN_DIR});
-  }
-  config::Section section(const std::string& toml) {
-    documents_.push_back(std::make_unique<config::Document>(config::Document::parse(toml, "test.toml")));
-    return config::Section(*documents_.back(), "");
-  }
   std::shared_ptr<PretextTask> task(const std::string& toml) {
     auto options = section(toml);
     return host_.make_pretext(host_.resolve(ComponentKind::pretext, "simclr"), options);
@@ -48,9 +41,6 @@ class SimclrPlugin : public ::testing::Test {
     task.make_views({image.data(), shape}, -1, rng, views, labels.data());
     return {out, labels};
   }
-
-  PluginHost host_;
-  std::vector<std::unique_ptr<config::Document>> documents_;
 };
 
 // ---------------------------------------------------------------- views -----

@@ -12,6 +12,7 @@
 #include "pipeline/errors.hpp"
 #include "pipeline/sweep/child_process.hpp"
 #include "pipeline/train/job.hpp"
+#include "support/run_files.hpp"
 #include "support/synthetic_idx.hpp"
 
 #ifndef PRETEXT_BINARY
@@ -23,12 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+std::string read(const fs::path& file) { return testing::read_file(file); }
 
 class SweepRun : public ::testing::Test {
  protected:
