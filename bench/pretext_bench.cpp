@@ -39,12 +39,32 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kBatchSize = 128;
 constexpr int kViews = 4;
+constexpr std::size_t kImageBytes = 3 * 32 * 32;
 
 struct Settings {
   std::size_t images = 20000;
   int repeats = 3;
   std::vector<int> threads;
+  std::vector<std::string> cases{"copy", "memory", "packed", "png", "rss"};
+
+  [[nodiscard]] bool runs(const std::string& name) const {
+    return std::find(cases.begin(), cases.end(), name) != cases.end();
+  }
 };
+
+std::vector<std::string> parse_cases(const std::string& list) {
+  static const std::vector<std::string> known{"copy", "memory", "packed", "png", "rss"};
+  std::vector<std::string> out;
+  std::stringstream in(list);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (std::find(known.begin(), known.end(), item) == known.end())
+      throw std::invalid_argument("--cases: unknown case '" + item + "' (expected copy, memory, packed, png, rss)");
+    out.push_back(item);
+  }
+  if (out.empty()) throw std::invalid_argument("--cases: expected a list like memory,packed");
+  return out;
+}
 
 int hardware_threads() { return std::max(1U, std::thread::hardware_concurrency()); }
 
@@ -71,7 +91,8 @@ std::shared_ptr<const Stage> color_jitter_stage() {
 }
 
 /// One epoch through the real graph; the consumer only touches each batch.
-stages::EpochStats run_pipeline(const data::ImageSet& set, int threads, std::uint64_t epoch) {
+stages::EpochStats run_pipeline(const data::ImageSet& set, int threads, std::uint64_t epoch,
+                                double consumer_seconds_per_batch = 0.0) {
   static const RotationViews rotation;
   static const std::shared_ptr<const Stage> jitter = color_jitter_stage();
   stages::EpochSpec spec;
@@ -87,7 +108,12 @@ stages::EpochStats run_pipeline(const data::ImageSet& set, int threads, std::uin
   spec.graph.threads = threads;
   volatile double sink = 0.0;
   const stages::EpochStats stats = run_epoch(spec, [&](const stages::Batch& batch) {
-    sink = sink + batch.pixels.front() + batch.pixels.back() + static_cast<double>(batch.labels.front());
+    sink = sink + batch.pixels()[0] + batch.pixels()[batch.numel() - 1] + static_cast<double>(batch.labels.front());
+    if (consumer_seconds_per_batch > 0) {  // stands in for a training step: busy, as a trainer is
+      const auto until = Clock::now() + std::chrono::duration<double>(consumer_seconds_per_batch);
+      while (Clock::now() < until) {
+      }
+    }
   });
   return stats;
 }
@@ -125,7 +151,7 @@ double copy_seconds(std::size_t bytes, int threads) {
 
 /// Runs one untimed and `repeats` timed epochs; prints the row for their median.
 void pipeline_row(const Settings& settings, const data::ImageSet& set, const std::string& source, int threads,
-                  double copy_bytes_per_second) {
+                  double copy_bytes_per_second, const std::string& access = "") {
   std::vector<double> seconds;
   // One untimed epoch first, so each case starts with the same warm threads,
   // allocator and caches whichever case ran before it.
@@ -141,6 +167,7 @@ void pipeline_row(const Settings& settings, const data::ImageSet& set, const std
       .add("case", "pipeline")
       .add("source", source)
       .add("threads", threads)
+      .add("access", access)
       .add("images", set.size())
       .add("views_per_image", kViews)
       .add("output_images", static_cast<long long>(stats.samples))
@@ -150,9 +177,9 @@ void pipeline_row(const Settings& settings, const data::ImageSet& set, const std
       .add("seconds_median", med)
       .add("seconds_min", *std::min_element(seconds.begin(), seconds.end()))
       .add("output_bytes_per_second", bytes_per_second)
-      .add("fraction_of_copy_bandwidth", bytes_per_second / copy_bytes_per_second)
+      .add("fraction_of_copy_bandwidth", copy_bytes_per_second > 0 ? bytes_per_second / copy_bytes_per_second : 0.0)
       .add("consumer_wait_fraction", stats.wait_seconds / stats.seconds)
-      .add("max_blocks_in_flight", stats.max_blocks_in_flight)
+      .add("max_batches_in_flight", stats.max_batches_in_flight)
       .print();
 }
 
@@ -170,18 +197,30 @@ struct TempDir {
   }
 };
 
-/// Child mode: one epoch on `images` in-memory images; prints peak and post-data RSS in KiB.
-int rss_child(std::size_t images, int threads) {
-  const data::ImageSet set = synthetic_images(images);
+/// Child mode: one epoch on `images` in-memory images, or on the packed file
+/// `source` (checksum verified, as a run does),
+/// with access = "stream"; prints peak and post-load RSS in KiB.
+int rss_child(const std::string& source, int threads) {
+  const bool memory = source.rfind("memory:", 0) == 0;
+  data::ImageSet set;
+  if (memory) {
+    set = synthetic_images(std::stoul(source.substr(7)));
+  } else {
+    set = data::read_packed(source, true, data::PackedAccess::stream).images;
+  }
   const long after_data = proc_status_kib("VmRSS");
-  run_pipeline(set, threads, 0);
+  // A consumer slower than the graph, as training is, so the graph fills its
+  // bound on batches in flight: the peak is then the graph's real maximum,
+  // not whatever a race between producers and a trivial consumer reached.
+  constexpr double kStepSeconds = 100e-6;
+  run_pipeline(set, threads, 0, kStepSeconds);
   std::printf("%ld %ld\n", proc_status_kib("VmHWM"), after_data);
   return 0;
 }
 
 /// Runs this program in `--rss-child` mode (fork + exec, so nothing of this
 /// process's memory is inherited) and returns {VmHWM, VmRSS after the data} in KiB.
-std::pair<long, long> measure_rss(std::size_t images, int threads) {
+std::pair<long, long> measure_rss(const std::string& source, int threads) {
   int fds[2];
   if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
   const pid_t pid = fork();
@@ -190,9 +229,8 @@ std::pair<long, long> measure_rss(std::size_t images, int threads) {
     dup2(fds[1], STDOUT_FILENO);
     close(fds[0]);
     close(fds[1]);
-    const std::string n = std::to_string(images);
     const std::string t = std::to_string(threads);
-    execl("/proc/self/exe", "pretext-bench", "--rss-child", n.c_str(), t.c_str(), static_cast<char*>(nullptr));
+    execl("/proc/self/exe", "pretext-bench", "--rss-child", source.c_str(), t.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   close(fds[1]);
@@ -211,12 +249,8 @@ std::pair<long, long> measure_rss(std::size_t images, int threads) {
   return {hwm, after_data};
 }
 
-void run_all(const Settings& settings) {
-  const std::size_t n = settings.images;
-  const std::size_t views_total = n * kViews;
-  std::vector<double> copy_rate(
-      static_cast<std::size_t>(*std::max_element(settings.threads.begin(), settings.threads.end())) + 1);
-  // 2. Memory bandwidth reference: the pipeline's output bytes, written by memcpy.
+void copy_rows(const Settings& settings, std::vector<double>& copy_rate) {
+  const std::size_t views_total = settings.images * kViews;
   for (int t : settings.threads) {
     std::vector<double> seconds;
     for (int r = 0; r < settings.repeats; ++r) seconds.push_back(copy_seconds(output_bytes(views_total), t));
@@ -233,26 +267,14 @@ void run_all(const Settings& settings) {
         .add("seconds_median", med)
         .print();
   }
+}
 
-  // 1a. Memory source.
-  TempDir temp;
-  {
-    const data::ImageSet set = synthetic_images(n);
-    for (int t : settings.threads) pipeline_row(settings, set, "memory", t, copy_rate[static_cast<std::size_t>(t)]);
-
-    // 1b. Packed source: written once, then read back through the mmap reader.
-    const fs::path packed = temp.path / "bench.pack";
-    data::write_packed(packed, set, {});
-    const data::PackedDataset mapped = data::read_packed(packed);
-    for (int t : settings.threads)
-      pipeline_row(settings, mapped.images, "packed", t, copy_rate[static_cast<std::size_t>(t)]);
-
-    // 1c. PNG folder: written once, ten class folders.
-    for (std::size_t i = 0; i < n; ++i) {
-      const fs::path dir = temp.path / "png" / std::to_string(set.labels[i]);
-      if (i < 10) fs::create_directories(dir);
-      write_rgb_png(dir / (std::to_string(i) + ".png"), set, i);
-    }
+void png_rows(const Settings& settings, const data::ImageSet& set, const fs::path& dir,
+              const std::vector<double>& copy_rate) {
+  for (std::size_t i = 0; i < set.size(); ++i) {  // ten class folders
+    const fs::path class_dir = dir / std::to_string(set.labels[i]);
+    if (i < 10) fs::create_directories(class_dir);
+    write_rgb_png(class_dir / (std::to_string(i) + ".png"), set, i);
   }
   for (int t : settings.threads) {
     data::FolderOptions options;
@@ -262,7 +284,7 @@ void run_all(const Settings& settings) {
     for (int r = 0; r < settings.repeats; ++r) {
       oneapi::tbb::task_arena arena(t);
       const auto start = Clock::now();
-      arena.execute([&] { decoded = data::load_image_folder(temp.path / "png", options); });
+      arena.execute([&] { decoded = data::load_image_folder(dir, options); });
       seconds.push_back(seconds_since(start));
     }
     const double med = median(seconds);
@@ -277,45 +299,83 @@ void run_all(const Settings& settings) {
         .print();
     pipeline_row(settings, decoded.images, "png", t, copy_rate[static_cast<std::size_t>(t)]);
   }
+}
 
-  // 3. Peak RSS for N and 10 x N in-memory images, each in a fresh process.
+/// Peak RSS of a fresh process for N and 10 x N images: in memory, and from
+/// a packed file read with access = "stream".
+void rss_rows(const Settings& settings, const fs::path& dir) {
+  const std::size_t n = settings.images;
   const int threads = *std::max_element(settings.threads.begin(), settings.threads.end());
-  std::vector<std::pair<long, long>> peaks;
-  for (const std::size_t images : {n, 10 * n}) {
-    const auto [hwm, after_data] = measure_rss(images, threads);
-    peaks.emplace_back(hwm, after_data);
+  const auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+  for (const std::string source : {"memory", "packed"}) {
+    std::vector<std::pair<long, long>> peaks;
+    for (const std::size_t images : {n, 10 * n}) {
+      std::string child = "memory:" + std::to_string(images);
+      if (source == "packed") {
+        const fs::path file = dir / ("rss-" + std::to_string(images) + ".pack");
+        data::write_packed(file, synthetic_images(images), {});
+        child = file.string();
+      }
+      const auto [hwm, after_data] = measure_rss(child, threads);
+      if (source == "packed") fs::remove(child);
+      peaks.emplace_back(hwm, after_data);
+      JsonRow()
+          .add("case", "peak_rss")
+          .add("source", source)
+          .add("threads", threads)
+          .add("access", source == "packed" ? "stream" : "")
+          .add("images", images)
+          .add("peak_rss_mib", static_cast<double>(hwm) / 1024.0)
+          .add("dataset_mib", static_cast<double>(images * kImageBytes) / (1024.0 * 1024.0))
+          .add("rss_after_load_mib", static_cast<double>(after_data) / 1024.0)
+          .add("pipeline_growth_mib", static_cast<double>(hwm - after_data) / 1024.0)
+          .print();
+    }
     JsonRow()
-        .add("case", "peak_rss")
-        .add("source", "memory")
+        .add("case", "peak_rss_ratio")
+        .add("source", source)
         .add("threads", threads)
-        .add("images", images)
-        .add("peak_rss_mib", static_cast<double>(hwm) / 1024.0)
-        .add("dataset_mib", static_cast<double>(images * 3 * 32 * 32) / (1024.0 * 1024.0))
-        .add("rss_after_dataset_mib", static_cast<double>(after_data) / 1024.0)
-        .add("pipeline_growth_mib", static_cast<double>(hwm - after_data) / 1024.0)
+        .add("images", 10 * n)
+        .add("peak_rss_ratio", ratio(static_cast<double>(peaks[1].first), static_cast<double>(peaks[0].first)))
+        .add("pipeline_growth_ratio", ratio(static_cast<double>(peaks[1].first - peaks[1].second),
+                                            static_cast<double>(peaks[0].first - peaks[0].second)))
         .print();
   }
-  const auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
-  JsonRow()
-      .add("case", "peak_rss_ratio")
-      .add("source", "memory")
-      .add("threads", threads)
-      .add("images", 10 * n)
-      .add("peak_rss_ratio", ratio(static_cast<double>(peaks[1].first), static_cast<double>(peaks[0].first)))
-      .add("pipeline_growth_ratio", ratio(static_cast<double>(peaks[1].first - peaks[1].second),
-                                          static_cast<double>(peaks[0].first - peaks[0].second)))
-      .add("peak_rss_minus_dataset_ratio",
-           ratio(static_cast<double>(peaks[1].first) - static_cast<double>(10 * n * 3072) / 1024.0,
-                 static_cast<double>(peaks[0].first) - static_cast<double>(n * 3072) / 1024.0))
-      .print();
+}
+
+void run_all(const Settings& settings) {
+  std::vector<double> copy_rate(
+      static_cast<std::size_t>(*std::max_element(settings.threads.begin(), settings.threads.end())) + 1);
+  // The memory-bandwidth reference: the pipeline's output bytes, written by memcpy.
+  if (settings.runs("copy")) copy_rows(settings, copy_rate);
+  TempDir temp;
+  if (settings.runs("memory") || settings.runs("packed") || settings.runs("png")) {
+    const data::ImageSet set = synthetic_images(settings.images);
+    if (settings.runs("memory"))
+      for (int t : settings.threads) pipeline_row(settings, set, "memory", t, copy_rate[static_cast<std::size_t>(t)]);
+    if (settings.runs("packed")) {
+      // Written once, then read back mapped (in place) and streamed (pread).
+      const fs::path packed = temp.path / "bench.pack";
+      data::write_packed(packed, set, {});
+      for (const auto access : {data::PackedAccess::mmap, data::PackedAccess::stream}) {
+        const data::PackedDataset opened = data::read_packed(packed, true, access);
+        for (int t : settings.threads)
+          pipeline_row(settings, opened.images, "packed", t, copy_rate[static_cast<std::size_t>(t)],
+                       access == data::PackedAccess::mmap ? "mmap" : "stream");
+      }
+    }
+    if (settings.runs("png")) png_rows(settings, set, temp.path / "png", copy_rate);
+  }
+  if (settings.runs("rss")) rss_rows(settings, temp.path);
 }
 
 void usage() {
   std::fprintf(stderr,
-               "usage: pretext-bench [--images N] [--repeats R] [--threads LIST] [--quick]\n"
+               "usage: pretext-bench [--images N] [--repeats R] [--threads LIST] [--cases LIST] [--quick]\n"
                "  --images N      source images per case (default 20000)\n"
                "  --repeats R     epochs per case; the median is reported (default 3)\n"
                "  --threads LIST  comma-separated thread counts (default 1,<hardware threads>)\n"
+               "  --cases LIST    comma-separated subset of copy,memory,packed,png,rss (default: all)\n"
                "  --quick         smoke run: 2000 images, 1 repeat unless given\n");
 }
 
@@ -326,7 +386,7 @@ int main(int argc, char** argv) {
   using namespace pretext::bench;
   try {
     std::vector<std::string> args(argv + 1, argv + argc);
-    if (args.size() == 3 && args[0] == "--rss-child") return rss_child(std::stoul(args[1]), std::stoi(args[2]));
+    if (args.size() == 3 && args[0] == "--rss-child") return rss_child(args[1], std::stoi(args[2]));
     Settings settings;
     settings.threads = parse_threads("1," + std::to_string(hardware_threads()));
     bool quick = false;
@@ -348,6 +408,8 @@ int main(int argc, char** argv) {
         repeats_given = true;
       } else if (args[i] == "--threads") {
         settings.threads = parse_threads(value());
+      } else if (args[i] == "--cases") {
+        settings.cases = parse_cases(value());
       } else if (args[i] == "--quick") {
         quick = true;
       } else if (args[i] == "--help" || args[i] == "-h") {

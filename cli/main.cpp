@@ -2,7 +2,9 @@
 // implementation is in its own file (see commands.hpp).
 //
 // Exit codes: 0 success; 2 usage, config, input or plugin error; 130/143 stopped
-// by SIGINT/SIGTERM after a checkpoint; 1 anything else.
+// by SIGINT/SIGTERM after a checkpoint; 1 anything else (a write that failed
+// for want of space or permission included: "cannot write FILE: REASON").
+#include <csignal>
 #include <iostream>
 #include <string>
 
@@ -94,7 +96,8 @@ Options:
 Environment:
   PRETEXT_PLUGIN_PATH   ':'-separated directories searched for plugins.
 
-Exit codes: 0 success, 2 usage/config/input/plugin error, 1 other failure,
+Exit codes: 0 success, 2 usage/config/input/plugin error, 1 other failure
+            (a plugin that throws while running included),
             130/143 stopped by SIGINT/SIGTERM (checkpoint written).
 )";
 
@@ -132,6 +135,10 @@ int dispatch(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) then fails the write with EFBIG, reported
+  // like a full disk ("cannot write FILE: File too large", exit 1), instead
+  // of SIGXFSZ killing the process with a core dump mid-checkpoint.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     return dispatch(argc, argv);
   } catch (const pretext::UsageError& e) {
@@ -146,6 +153,10 @@ int main(int argc, char** argv) {
   } catch (const pretext::PluginError& e) {
     std::cerr << "pretext: plugin error: " << e.what() << '\n';
     return 2;
+  } catch (const pretext::PluginFault& e) {
+    // A plugin threw while running: its code failed, not the config (exit 1).
+    std::cerr << "pretext: plugin fault: " << e.what() << '\n';
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "pretext: error: " << e.what() << '\n';
     return 1;

@@ -25,6 +25,18 @@ namespace pretext::data {
 namespace {
 
 constexpr std::size_t kMessageSize = 256;
+// zlib's deflate never compresses better than 1032:1, so a PNG's raw
+// scanlines can never be more than 1032 times the file's size.
+constexpr std::uint64_t kDeflateMaxRatio = 1032;
+
+// Refuses a header that declares more than kMaxImagePixels, before anything
+// of that size is allocated (by us or by libjpeg's whole-image buffers).
+void require_plausible_size(std::uint64_t width, std::uint64_t height, const std::string& name, const char* format) {
+  if (width * height > kMaxImagePixels)
+    throw InputError(name + ": bad " + format + ": the header declares " + std::to_string(width) + "x" +
+                     std::to_string(height) + " pixels, more than the " + std::to_string(kMaxImagePixels) +
+                     " an image may have");
+}
 
 // ---- PNG ------------------------------------------------------------------
 
@@ -36,8 +48,9 @@ struct PngContext {
   std::size_t position = 0;
   png_uint_32 width = 0;
   png_uint_32 height = 0;
-  int channels = 0;           // after the transforms: 1 or 3
-  png_bytep* rows = nullptr;  // height pointers into the caller's buffer
+  std::uint64_t stored_row_bytes = 0;  // one scanline as stored, before the transforms
+  int channels = 0;                    // after the transforms: 1 or 3
+  png_bytep* rows = nullptr;           // height pointers into the caller's buffer
 };
 
 extern "C" void png_error_to_context(png_structp png, png_const_charp message) {
@@ -76,6 +89,7 @@ bool png_decode(PngContext* context, bool read_rows) {
   context->position = 0;
   png_set_read_fn(png, context, png_read_from_memory);
   png_read_info(png, info);
+  context->stored_row_bytes = png_get_rowbytes(png, info);
   const int color = png_get_color_type(png, info);
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8) png_set_expand_gray_1_2_4_to_8(png);
@@ -100,6 +114,15 @@ InterleavedImage decode_png(const std::vector<std::uint8_t>& bytes, const std::s
   context.data = bytes.data();
   context.size = bytes.size();
   if (!png_decode(&context, false)) throw InputError(name + ": bad PNG: " + context.message);
+  require_plausible_size(context.width, context.height, name, "PNG");
+  // A short file that declares a large image is caught here, before its
+  // pixels are allocated (the fuzzer's 100-byte "8000x8000" PNGs).
+  const std::uint64_t stored_bytes = std::uint64_t{context.height} * (context.stored_row_bytes + 1);
+  if (stored_bytes > kDeflateMaxRatio * bytes.size())
+    throw InputError(name + ": bad PNG: the header declares " + std::to_string(context.width) + "x" +
+                     std::to_string(context.height) + " pixels (" + std::to_string(stored_bytes) +
+                     " bytes of scanlines), more than a " + std::to_string(bytes.size()) +
+                     "-byte file can hold; the file is truncated or corrupt");
   if (context.channels != 1 && context.channels != 3)
     throw InputError(name + ": bad PNG: expected grey or RGB after the transforms, found " +
                      std::to_string(context.channels) + " channels");
@@ -156,6 +179,14 @@ bool jpeg_decode(JpegContext* context, const std::uint8_t* data, std::size_t siz
     jpeg_destroy_decompress(&info);
     return true;
   }
+  // jpeg_start_decompress allocates whole-image buffers for progressive files:
+  // a header over kMaxImagePixels stops here and decode_jpeg refuses it.
+  if (std::uint64_t{info.image_width} * info.image_height > kMaxImagePixels) {
+    context->width = static_cast<int>(info.image_width);
+    context->height = static_cast<int>(info.image_height);
+    jpeg_destroy_decompress(&info);
+    return true;
+  }
   info.out_color_space = info.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
   jpeg_start_decompress(&info);
   context->width = static_cast<int>(info.output_width);
@@ -179,6 +210,8 @@ InterleavedImage decode_jpeg(const std::vector<std::uint8_t>& bytes, const std::
     throw InputError(name + ": bad JPEG: " + context.message);
   if (context.cmyk)
     throw InputError(name + ": CMYK/YCCK JPEG is not supported (expected a grey or colour JPEG); convert it to RGB");
+  require_plausible_size(static_cast<std::uint64_t>(context.width), static_cast<std::uint64_t>(context.height), name,
+                         "JPEG");
   InterleavedImage image{context.width, context.height, context.channels, {}};
   image.pixels.resize(static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height) *
                       static_cast<std::size_t>(image.channels));

@@ -12,6 +12,10 @@
 
 namespace pretext::data {
 
+/// Larger images are refused (InputError) before their pixels are allocated:
+/// 64 Mi pixels, e.g. 8192 x 8192, 192 MiB as RGB.
+constexpr std::uint64_t kMaxImagePixels = std::uint64_t{1} << 26;
+
 /// What every decoded image becomes: `channels` (1: grey, 3: RGB) planes of
 /// `size` x `size` pixels.
 struct DecodeTarget {
@@ -34,6 +38,8 @@ struct InterleavedImage {
 ///        transparency) dropped: the stored colour is kept as is.
 ///   JPEG: grey or YCbCr/RGB; CMYK and YCCK are refused. libjpeg's "corrupt
 ///        data" warnings (e.g. a truncated file) count as errors.
+///   Either: over kMaxImagePixels is refused; so is a PNG whose scanlines
+///        could not fit in the file even at deflate's best ratio.
 /// Throws InputError naming `name` and what is wrong.
 InterleavedImage decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name);
 

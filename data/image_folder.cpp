@@ -6,8 +6,7 @@
 #include <string>
 #include <utility>
 
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
+#include <oneapi/tbb/flow_graph.h>
 
 #include "pipeline/errors.hpp"
 
@@ -15,9 +14,9 @@ namespace pretext::data {
 namespace fs = std::filesystem;
 namespace {
 
-// Images are decoded in chunks of this many so progress can be reported
-// between them; large enough that the gaps cost nothing.
-constexpr std::size_t kChunk = 2048;
+// Files per flow-graph message: enough that scheduling costs nothing next to
+// decoding, few enough that progress moves and both cores stay busy.
+constexpr std::size_t kChunk = 256;
 
 struct FileEntry {
   fs::path path;
@@ -50,6 +49,43 @@ std::vector<FileEntry> list_files(const fs::path& root, bool labelled, std::vect
   return files;
 }
 
+// The flow graph: chunks of file numbers ─▶ decode (parallel, each image
+// straight into its place in `pixels`) ─▶ sequencer ─▶ progress (serial, in
+// file order). It runs in the caller's oneTBB arena, so a caller that limits
+// the arena's threads limits the decoding.
+void decode_all(const std::vector<FileEntry>& files, const FolderOptions& options, std::uint8_t* pixels,
+                std::vector<std::string>& failures) {
+  namespace flow = oneapi::tbb::flow;
+  const std::size_t bytes = options.target.shape().numel();
+  const std::size_t chunks = (files.size() + kChunk - 1) / kChunk;
+  flow::graph g;
+  std::size_t next = 0;
+  flow::input_node<std::size_t> source(g, [&](oneapi::tbb::flow_control& control) -> std::size_t {
+    if (next == chunks) control.stop();
+    return next++;
+  });
+  flow::function_node<std::size_t, std::size_t> decode(g, flow::unlimited, [&](std::size_t chunk) {
+    const std::size_t end = std::min(files.size(), (chunk + 1) * kChunk);
+    for (std::size_t i = chunk * kChunk; i < end; ++i) {
+      try {
+        decode_image_file(files[i].path, options.target, pixels + i * bytes);
+      } catch (const std::exception& e) {
+        failures[i] = e.what();  // the policy is applied afterwards, in file order
+      }
+    }
+    return chunk;
+  });
+  flow::sequencer_node<std::size_t> in_order(g, [](std::size_t chunk) { return chunk; });
+  flow::function_node<std::size_t> progress(g, flow::serial, [&](std::size_t chunk) {
+    if (options.progress) options.progress(std::min(files.size(), (chunk + 1) * kChunk), files.size());
+  });
+  flow::make_edge(source, decode);
+  flow::make_edge(decode, in_order);
+  flow::make_edge(in_order, progress);
+  source.activate();
+  g.wait_for_all();
+}
+
 }  // namespace
 
 bool is_image_file(const fs::path& file) {
@@ -79,19 +115,7 @@ FolderDataset load_image_folder(const fs::path& root, const FolderOptions& optio
   const std::size_t bytes = shape.numel();
   std::vector<std::uint8_t> pixels(files.size() * bytes);
   std::vector<std::string> failures(files.size());  // empty: decoded
-  for (std::size_t begin = 0; begin < files.size(); begin += kChunk) {
-    const std::size_t end = std::min(files.size(), begin + kChunk);
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(begin, end), [&](const tbb::blocked_range<std::size_t>& r) {
-      for (std::size_t i = r.begin(); i != r.end(); ++i) {
-        try {
-          decode_image_file(files[i].path, options.target, pixels.data() + i * bytes);
-        } catch (const std::exception& e) {
-          failures[i] = e.what();
-        }
-      }
-    });
-    if (options.progress) options.progress(end, files.size());
-  }
+  decode_all(files, options, pixels.data(), failures);
 
   // Drop the failures in place, in file order, so labels stay aligned.
   ImageSet& set = result.images;

@@ -43,7 +43,8 @@ bool is_image_file(const std::filesystem::path& file);
 /// The class names of a labelled folder: its sub-folder names, sorted.
 std::vector<std::string> folder_classes(const std::filesystem::path& root);
 
-/// Decodes every image on all cores (oneTBB). Throws InputError when the
+/// Decodes every image on all cores, through a oneTBB flow graph in the
+/// caller's arena, reporting progress in file order. Throws InputError when the
 /// folder is missing or holds no images, or (policy fail) naming the first
 /// bad file in file order.
 FolderDataset load_image_folder(const std::filesystem::path& root, const FolderOptions& options);

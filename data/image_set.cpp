@@ -24,6 +24,10 @@ void pad_to(ImageSet& set, int size) {
   const auto left = static_cast<std::size_t>((size - from.width) / 2);
   const ImageShape to{from.channels, size, size};
   const std::size_t planes = set.size() * static_cast<std::size_t>(from.channels);
+  if (set.streamed())
+    throw InputError(set.origin + ": images are " + std::to_string(from.height) + "x" + std::to_string(from.width) +
+                     " and a streamed packed file cannot be padded to " + std::to_string(size) +
+                     "; write it at that size (pretext preprocess) or read it with data.access = \"mmap\"");
 
   std::vector<std::uint8_t> padded(set.size() * to.numel(), 0);
   for (std::size_t plane = 0; plane < planes; ++plane) {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,11 +25,24 @@ struct ImageSet {
   // no copy: same layout as `pixels`; `storage` keeps them alive.
   const std::uint8_t* external = nullptr;
   std::shared_ptr<const void> storage;
+  // Streamed pixels (a packed file opened with access = "stream"): neither
+  // owned nor mapped; read_image copies image i's bytes out of the file.
+  // Thread-safe. Memory stays flat however large the file.
+  std::function<void(std::size_t index, std::uint8_t* out)> read_image;
 
   [[nodiscard]] std::size_t size() const { return labels.size(); }
   /// All pixels, owned or external. Read through this, not `pixels`.
   [[nodiscard]] const std::uint8_t* data() const { return external != nullptr ? external : pixels.data(); }
+  [[nodiscard]] bool streamed() const { return static_cast<bool>(read_image); }
+  /// Image i of a resident (owned or mapped) set, in place.
   [[nodiscard]] const std::uint8_t* image(std::size_t i) const { return data() + i * shape.numel(); }
+  /// Image i of any set: in place when resident, else read into `scratch`
+  /// (shape.numel() bytes).
+  const std::uint8_t* image(std::size_t i, std::uint8_t* scratch) const {
+    if (!streamed()) return image(i);
+    read_image(i, scratch);
+    return scratch;
+  }
 };
 
 /// Reads an SVHN `*_32x32.mat` file as published (MATLAB v5 or v7.3 via matio):

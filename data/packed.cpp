@@ -116,6 +116,54 @@ struct Mapping {
   }
 };
 
+// checksum() over a mapped file, in slices whose pages are dropped from this
+// process once read (they stay in the page cache): verifying a file larger
+// than memory must not make the process that large.
+std::uint32_t checksum_mapped(const Mapping& mapping, const std::uint8_t* pixels, std::uint64_t pixel_bytes,
+                              const std::uint8_t* labels, std::uint64_t label_bytes) {
+  constexpr std::uint64_t kSlice = 8U << 20;  // a multiple of any page size
+  const auto* base = static_cast<const std::uint8_t*>(mapping.address);
+  uLong crc = crc32_z(0L, Z_NULL, 0);
+  for (std::uint64_t done = 0; done < pixel_bytes;) {
+    const std::uint64_t n = std::min(kSlice, pixel_bytes - done);
+    crc = crc32_z(crc, pixels + done, n);
+    done += n;
+    // Whole pages before the next byte to read, from the mapping's start.
+    const auto read_to = static_cast<std::uint64_t>(pixels + done - base) / kSlice * kSlice;
+    if (read_to > 0) ::madvise(mapping.address, read_to, MADV_DONTNEED);
+  }
+  crc = crc32_z(crc, labels, label_bytes);
+  return static_cast<std::uint32_t>(crc);
+}
+
+/// An open file descriptor, closed with the last reader that holds it.
+struct OpenFile {
+  int fd = -1;
+  ~OpenFile() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+/// ImageSet::read_image for a packed file: one pread per image (the page
+/// cache serves repeated reads; nothing is mapped into this process).
+std::function<void(std::size_t, std::uint8_t*)> stream_reader(const std::string& name, std::uint64_t pixel_offset,
+                                                              std::uint64_t image_bytes) {
+  auto file = std::make_shared<OpenFile>();
+  file->fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+  if (file->fd < 0) throw InputError(name + ": cannot open the packed file: " + std::strerror(errno));
+  return [file, name, pixel_offset, image_bytes](std::size_t index, std::uint8_t* out) {
+    const std::uint64_t start = pixel_offset + index * image_bytes;
+    for (std::uint64_t done = 0; done < image_bytes;) {
+      const ssize_t got = ::pread(file->fd, out + done, image_bytes - done, static_cast<off_t>(start + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0)
+        throw InputError(name + ": cannot read image " + std::to_string(index) + " (" +
+                         (got < 0 ? std::string(std::strerror(errno)) : "the file got shorter") + ")");
+      done += static_cast<std::uint64_t>(got);
+    }
+  };
+}
+
 }  // namespace
 
 void write_packed(const fs::path& file, const ImageSet& set, const std::vector<std::string>& classes) {
@@ -159,7 +207,7 @@ void write_packed(const fs::path& file, const ImageSet& set, const std::vector<s
   });
 }
 
-PackedDataset read_packed(const fs::path& file, bool verify_checksum) {
+PackedDataset read_packed(const fs::path& file, bool verify_checksum, PackedAccess access) {
   const std::string name = file.string();
   const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw InputError(name + ": cannot open the packed file: " + std::strerror(errno));
@@ -199,17 +247,29 @@ PackedDataset read_packed(const fs::path& file, bool verify_checksum) {
   if (h.pixel_bytes != h.count * image_bytes || h.label_bytes != h.count * sizeof(std::int64_t))
     fail("section sizes disagree with " + std::to_string(h.count) + " images of " + std::to_string(image_bytes) +
          " bytes (pixels " + std::to_string(h.pixel_bytes) + ", labels " + std::to_string(h.label_bytes) + " bytes)");
+  // Every section must end inside the file. Compared as "bytes <= size - offset"
+  // because offset + bytes can wrap around 2^64 for a corrupt header (the
+  // fuzzer found a class section that "ended" at byte 72 that way).
+  const auto section_fits = [&](std::uint64_t offset, std::uint64_t bytes) {
+    return offset <= file_size && bytes <= file_size - offset;
+  };
+  const auto promised = [](std::uint64_t offset, std::uint64_t bytes) {
+    return bytes > UINT64_MAX - offset ? std::string("more than 2^64") : std::to_string(offset + bytes);
+  };
+  if (!section_fits(h.pixel_offset, h.pixel_bytes) || !section_fits(h.label_offset, h.label_bytes))
+    fail("truncated: the header promises " + promised(h.label_offset, h.label_bytes) + " bytes, the file has " +
+         std::to_string(file_size));
   if (h.pixel_offset % kAlignment != 0 || h.label_offset % kAlignment != 0 || h.pixel_offset < kPackedHeaderSize ||
       h.label_offset < h.pixel_offset + h.pixel_bytes)
     fail("expected 64-byte aligned pixel and label sections after the header, found offsets " +
          std::to_string(h.pixel_offset) + " and " + std::to_string(h.label_offset));
-  const std::uint64_t end = std::max(h.label_offset + h.label_bytes, h.classes_offset + h.classes_bytes);
-  if (end > file_size)
-    fail("truncated: the header promises " + std::to_string(end) + " bytes, the file has " + std::to_string(file_size));
+  if (h.classes_offset != 0 && !section_fits(h.classes_offset, h.classes_bytes))
+    fail("truncated: the class-name section at byte " + std::to_string(h.classes_offset) + " promises " +
+         promised(h.classes_offset, h.classes_bytes) + " bytes, the file has " + std::to_string(file_size));
   const std::uint8_t* pixels = bytes + h.pixel_offset;
   const std::uint8_t* labels = bytes + h.label_offset;
   if (verify_checksum) {
-    const std::uint32_t found = checksum(pixels, h.pixel_bytes, labels, h.label_bytes);
+    const std::uint32_t found = checksum_mapped(*mapping, pixels, h.pixel_bytes, labels, h.label_bytes);
     if (found != h.checksum) {
       std::ostringstream message;
       message << "checksum mismatch: the header says CRC-32 0x" << std::hex << h.checksum << ", the data gives 0x"
@@ -224,11 +284,15 @@ PackedDataset read_packed(const fs::path& file, bool verify_checksum) {
   set.labels.resize(h.count);
   std::memcpy(set.labels.data(), labels, h.label_bytes);
   set.origin = name;
-  set.external = pixels;
-  set.storage = mapping;
   if (h.classes_offset != 0) {
     std::istringstream lines(std::string(reinterpret_cast<const char*>(bytes + h.classes_offset), h.classes_bytes));
     for (std::string line; std::getline(lines, line);) result.classes.push_back(line);
+  }
+  if (access == PackedAccess::mmap) {
+    set.external = pixels;
+    set.storage = mapping;
+  } else {
+    set.read_image = stream_reader(name, h.pixel_offset, image_bytes);
   }
   return result;
 }

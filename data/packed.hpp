@@ -41,10 +41,17 @@ struct PackedDataset {
 /// std::runtime_error naming the file when it cannot be written.
 void write_packed(const std::filesystem::path& file, const ImageSet& set, const std::vector<std::string>& classes);
 
+/// How training reads the pixels of a packed file.
+enum class PackedAccess {
+  mmap,    // mapped and read in place: no copy; the pages read count towards the process's memory
+  stream,  // read with pread, image by image: memory stays flat however large the file
+};
+
 /// Maps `file` read-only and checks magic, version, dtypes, section sizes
 /// against the file's length and (unless told not to) the checksum. The
 /// pixels are not copied; labels are. Throws InputError naming the file and
 /// what was expected and found.
-PackedDataset read_packed(const std::filesystem::path& file, bool verify_checksum = true);
+PackedDataset read_packed(const std::filesystem::path& file, bool verify_checksum = true,
+                          PackedAccess access = PackedAccess::mmap);
 
 }  // namespace pretext::data

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "data/image_set.hpp"
+#include "data/mat_v5_check.hpp"
 #include "pipeline/errors.hpp"
 
 namespace pretext::data {
@@ -29,6 +30,8 @@ constexpr int kChannels = 3;
 constexpr std::size_t kPlaneSize = static_cast<std::size_t>(kSide) * kSide;
 constexpr std::size_t kImageSize = kPlaneSize * kChannels;
 constexpr std::size_t kMatHeaderSize = 128;
+// zlib's deflate (v5 and the usual v7.3 filter) never compresses better.
+constexpr std::size_t kDeflateMaxRatio = 1032;
 
 struct MatFileCloser {
   void operator()(mat_t* mat) const noexcept { Mat_Close(mat); }
@@ -43,7 +46,10 @@ using MatVar = std::unique_ptr<matvar_t, MatVarFreer>;
 
 // matio treats an empty file or a directory as a valid MATLAB v4 file, so the
 // obvious problems are caught here where the message can say what is wrong.
-void require_readable_mat_file(const fs::path& file) {
+// The header is checked here too: given anything but a v5 or v7.3 header,
+// Mat_Open tries MATLAB v4 and allocates whatever name length the first bytes
+// declare (the fuzzer: 1.3 GB for a 306-byte file). Returns the version.
+mat_ft require_v5_or_v73_header(const fs::path& file) {
   std::error_code ec;
   const auto status = fs::status(file, ec);
   if (!fs::exists(status)) fail(file, "SVHN .mat file not found");
@@ -51,61 +57,23 @@ void require_readable_mat_file(const fs::path& file) {
     fail(file, "expected an SVHN .mat file, found something that is not a regular file");
   const auto size = fs::file_size(file, ec);
   if (ec) fail(file, "cannot read the file size: " + ec.message());
-  if (!std::ifstream(file, std::ios::binary))
-    fail(file, "cannot open the file for reading: " + std::string(std::strerror(errno)));
+  std::ifstream in(file, std::ios::binary);
+  if (!in) fail(file, "cannot open the file for reading: " + std::string(std::strerror(errno)));
   if (size < kMatHeaderSize) {
     fail(file, "not a MAT file: expected at least a " + std::to_string(kMatHeaderSize) + "-byte header, found " +
                    std::to_string(size) + " bytes");
   }
-}
-
-std::uint32_t read_u32(const unsigned char* bytes, bool big_endian) {
-  std::uint32_t value = 0;
-  for (int i = 0; i < 4; ++i) {
-    const int shift = big_endian ? 8 * (3 - i) : 8 * i;
-    value |= static_cast<std::uint32_t>(bytes[i]) << shift;
-  }
-  return value;
-}
-
-// matio reads a truncated v5 variable without complaint and leaves the missing
-// tail of its data unset, so walk the top-level element tags first and make
-// sure every variable lies wholly inside the file.
-void require_complete_v5_file(const fs::path& file) {
-  constexpr std::uint32_t kMiMatrix = 14;
-  constexpr std::uint32_t kMiCompressed = 15;
-  constexpr std::uint64_t kTagSize = 8;
-
-  std::ifstream in(file, std::ios::binary);
-  const std::uint64_t size = fs::file_size(file);
   unsigned char header[kMatHeaderSize];
   if (!in.read(reinterpret_cast<char*>(header), sizeof header)) fail(file, "cannot read the 128-byte MAT header");
-  // The writer stores the 16-bit value 'MI' in its own byte order.
+  // Bytes 124-127: the version, then 'MI', both 16-bit in the writer's byte order.
   const bool big_endian = header[126] == 'M' && header[127] == 'I';
-
-  std::uint64_t offset = kMatHeaderSize;
-  while (offset < size) {
-    if (size - offset < kTagSize) {
-      fail(file, "truncated MAT file: expected an 8-byte element tag at byte offset " + std::to_string(offset) +
-                     ", found " + std::to_string(size - offset) + " bytes");
-    }
-    unsigned char tag[kTagSize];
-    in.seekg(static_cast<std::streamoff>(offset));
-    if (!in.read(reinterpret_cast<char*>(tag), sizeof tag))
-      fail(file, "cannot read at byte offset " + std::to_string(offset));
-    const std::uint32_t type = read_u32(tag, big_endian);
-    const std::uint32_t length = read_u32(tag + 4, big_endian);
-    // Anything but a (possibly compressed) variable has a layout this walk
-    // does not know; leave the judgement to matio.
-    if (type != kMiMatrix && type != kMiCompressed) return;
-    const std::uint64_t end = offset + kTagSize + length;
-    if (end > size) {
-      fail(file, "truncated MAT file: the variable at byte offset " + std::to_string(offset) + " needs " +
-                     std::to_string(length) + " bytes, but the file has only " +
-                     std::to_string(size - offset - kTagSize) + " after its tag");
-    }
-    offset = end;
-  }
+  const bool little_endian = header[126] == 'I' && header[127] == 'M';
+  const unsigned version = big_endian ? (header[124] << 8 | header[125]) : (header[125] << 8 | header[124]);
+  if ((big_endian || little_endian) && version == 0x0100) return MAT_FT_MAT5;
+  if ((big_endian || little_endian) && version == 0x0200) return MAT_FT_MAT73;
+  fail(file,
+       "not a MAT file: expected a MATLAB v5 or v7.3 header (version 0x0100 or 0x0200, then 'MI', at byte "
+       "124), found a v4 file or not a MAT file at all");
 }
 
 std::string variable_names(mat_t* mat) {
@@ -178,6 +146,8 @@ std::size_t element_count(const matvar_t& var) {
 
 /// Validates X and returns the number of images it holds.
 std::size_t require_svhn_images(const matvar_t& x, const fs::path& file) {
+  std::error_code ec;
+  const std::size_t file_size = fs::file_size(file, ec);
   if (x.class_type != MAT_C_UINT8 || x.isComplex) {
     fail(file,
          "expected X to be real uint8, found " + std::string(x.isComplex ? "complex " : "") + class_name(x.class_type));
@@ -187,6 +157,10 @@ std::size_t require_svhn_images(const matvar_t& x, const fs::path& file) {
   if (!leading_dims_ok || x.rank > 4) fail(file, "expected X to be 32x32x3xN, found " + dims_text(x));
   const std::size_t count = x.rank == 4 ? x.dims[3] : 1;
   if (count == 0) fail(file, "expected at least one image, found no images (X is " + dims_text(x) + ")");
+  // Checked before anything of that size is allocated, ours or matio's (for y).
+  if (ec || count > kDeflateMaxRatio * file_size / kImageSize)
+    fail(file, "X declares " + std::to_string(count) + " images (" + dims_text(x) + "), more than a " +
+                   std::to_string(file_size) + "-byte file can hold even compressed; the file is truncated or corrupt");
   return count;
 }
 
@@ -317,18 +291,11 @@ void transpose_planes_in_place(std::vector<std::uint8_t>& pixels) {
 }  // namespace
 
 ImageSet load_svhn_mat(const std::filesystem::path& file) {
-  require_readable_mat_file(file);
+  const mat_ft version = require_v5_or_v73_header(file);
+  if (version == MAT_FT_MAT5) require_well_formed_mat_v5(file);
   const MatFile mat(Mat_Open(file.c_str(), MAT_ACC_RDONLY));
-  if (!mat) fail(file, "not a MAT file: expected a MATLAB v5 or v7.3 header");
-  switch (Mat_GetVersion(mat.get())) {
-    case MAT_FT_MAT5:
-      require_complete_v5_file(file);
-      break;
-    case MAT_FT_MAT73:
-      break;
-    default:
-      fail(file, "expected a MATLAB v5 or v7.3 MAT file, found a v4 file or not a MAT file at all");
-  }
+  if (!mat) fail(file, "not a MAT file: matio cannot open it as MATLAB v5 or v7.3");
+  if (Mat_GetVersion(mat.get()) != version) fail(file, "not a MAT file: matio reads it as another MAT version");
 
   // Check everything cheap before reading hundreds of megabytes of pixels.
   const MatVar x_info = require_variable_info(mat.get(), file, "X");

@@ -14,6 +14,7 @@ packages=(
   libmatio-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev   # libjpeg-turbo: JPEG image folders
   googletest libgtest-dev
   libxml2-dev                         # tests only: the HTML and SVG reports are parsed as XML
+  clang libclang-rt-14-dev            # fuzzing only (scripts/fuzz.sh): clang 14 and its libFuzzer/ASan runtimes
   dataset-fashion-mnist               # the built-in default data
 )
 

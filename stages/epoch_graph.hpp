@@ -1,17 +1,20 @@
 // One epoch of input processing as a oneTBB flow graph:
 //
-//   source ─▶ limiter ─▶ decode ─▶ make views ─▶ stages ─▶ sequencer ─▶ batcher ─▶ consumer
-//   (blocks of       ▲   (parallel)  (parallel)   (parallel)  (by block   (serial)    (serial:
-//    shuffled         │                                        sequence)               training)
-//    indices)         └──────────────── blocks released after their last batch is consumed
+//   source ─▶ limiter ─▶ decode ─▶ make views ─▶ stages ─▶ sequencer ─▶ consumer
+//   (one batch's   ▲     (parallel)  (parallel)   (parallel)  (batch order)  (serial:
+//    sample range)  │                                                        training)
+//                   └──────────────── released once the consumer is done with the batch
 //
-// Messages are blocks of images (a sequence number plus planar pixels), so
-// per-message overhead is paid once per block, not per image. The limiter
-// bounds how many blocks exist at once, from decode until the consumer has
-// used their last sample, so memory stays flat for any dataset size.
+// The message is one batch: the range of the epoch's samples it holds, its
+// images decoded to float, and a pooled, aligned buffer that the views are
+// written straight into and the stages change in place. That buffer is what
+// the consumer receives (the trainer wraps it in a tensor without a copy),
+// so there is no serial copying step and nothing is allocated per sample.
+// The limiter bounds how many batches exist at once, so memory stays flat
+// for any dataset size.
 // Randomness comes from SampleRng(seed, epoch, dataset index, view, purpose),
-// and the sequencer restores block order before batching, so batches are
-// identical run after run regardless of thread timing.
+// and the sequencer restores batch order, so batches are identical run after
+// run regardless of thread timing or how many threads there are.
 #pragma once
 
 #include <cstddef>
@@ -22,13 +25,13 @@
 
 #include "data/image_set.hpp"
 #include "pretext/stage.hpp"
+#include "stages/buffer_pool.hpp"
 
 namespace pretext::stages {
 
 struct GraphOptions {
   int threads = 2;                // oneTBB arena concurrency, the consumer's thread included
-  int block_size = 64;            // images per message
-  int max_blocks_in_flight = 8;   // raised automatically when a batch needs more blocks
+  int max_batches_in_flight = 8;  // batches being made or used at once (>= 1)
 };
 
 /// What one epoch reads, in which order.
@@ -44,16 +47,22 @@ struct Batch {
   std::uint64_t seq = 0;  // batch number within the epoch
   ImageShape shape;       // of one sample
   std::int64_t count = 0;
-  std::vector<float> pixels;
+  /// count x shape.numel() floats, 64-byte aligned, from a BufferPool. The
+  /// consumer may keep a reference past its call (a tensor over the pixels);
+  /// the buffer is recycled once nobody holds it.
+  std::shared_ptr<float> storage;
   std::vector<std::int64_t> labels;
+
+  [[nodiscard]] const float* pixels() const { return storage.get(); }
+  [[nodiscard]] std::size_t numel() const { return static_cast<std::size_t>(count) * shape.numel(); }
 };
 
 struct EpochStats {
   std::uint64_t images = 0;   // images read from the source
   std::uint64_t samples = 0;  // samples delivered in batches (images x views, minus any dropped tail)
   std::uint64_t batches = 0;
-  std::size_t block_limit = 0;          // the limiter's threshold actually used
-  std::size_t max_blocks_in_flight = 0;  // observed peak
+  std::size_t batch_limit = 0;            // the limiter's threshold actually used
+  std::size_t max_batches_in_flight = 0;  // observed peak
   double seconds = 0.0;                 // wall time of the epoch
   double consumer_seconds = 0.0;        // time inside the consumer
   double wait_seconds = 0.0;            // consumer idle, waiting for its next batch
@@ -66,6 +75,9 @@ struct EpochSpec {
   int batch_size = 32;
   bool drop_last = false;
   GraphOptions graph;
+  /// Where batch pixels come from. Optional: keep one across epochs to reuse
+  /// its buffers; run_epoch makes its own when empty or sized differently.
+  std::shared_ptr<BufferPool> buffers;
 };
 
 using BatchConsumer = std::function<void(const Batch&)>;

@@ -220,6 +220,17 @@ TEST(ConfigOverride, PathThroughNonTableIsAnError) {
             "--set model.width.x=1: model.width: expected a table, found integer");
 }
 
+// Found by fuzz/config_fuzz.cpp (tests/fuzz/corpus/config/bad-override.toml):
+// an index into an array that does not exist created a table on the way and
+// then complained about it: "pretext.stages: expected an array, found table".
+TEST(ConfigOverride, IndexIntoAMissingArrayNamesTheMissingKey) {
+  Document document = Document::parse("[pretext]\nepochs = 1\n", "run.toml");
+  EXPECT_EQ(config_error([&] { document.apply_override("pretext.stages[0].name=flip"); }),
+            "--set pretext.stages[0].name=flip: pretext.stages: expected an array, found no such key (--set changes an "
+            "existing element of an array; it cannot add one)");
+  EXPECT_FALSE(document.root()["pretext"]["stages"]);  // and nothing was made up in the document
+}
+
 TEST(ConfigOverride, MalformedAssignmentsAreErrors) {
   Document document = Document::parse("", "run.toml");
   EXPECT_TRUE(contains(config_error([&] { document.apply_override("model.width"); }),

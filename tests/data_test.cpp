@@ -334,6 +334,106 @@ TEST(SvhnMatErrors, TruncatedInsideLabelsOnly) {
   expect_input_error([&] { pretext::data::load_svhn_mat(file); }, file, {"truncated"});
 }
 
+// Hand-made v5 files for the headers matio must never see (the .mat fuzzer's finds).
+void put_le32(std::vector<std::uint8_t>& bytes, std::uint32_t value) {
+  for (int shift = 0; shift < 32; shift += 8) bytes.push_back(static_cast<std::uint8_t>(value >> shift));
+}
+
+/// A little-endian v5 file: the 128-byte header, then `elements` as given.
+std::vector<std::uint8_t> mat_v5_file(const std::vector<std::uint8_t>& elements) {
+  std::vector<std::uint8_t> bytes(124, ' ');
+  const std::string text = "MATLAB 5.0 MAT-file, written by pretext's tests";
+  std::copy(text.begin(), text.end(), bytes.begin());
+  bytes.insert(bytes.end(), {0x00, 0x01, 'I', 'M'});  // version 0x0100, then 'MI', both little-endian
+  bytes.insert(bytes.end(), elements.begin(), elements.end());
+  return bytes;
+}
+
+/// A uint8 variable's element: flags, a dims element of `dims_bytes` bytes
+/// holding `dims`, and `tail` (name, data) as given.
+std::vector<std::uint8_t> uint8_matrix(std::uint32_t dims_bytes, const std::vector<std::uint32_t>& dims,
+                                       const std::vector<std::uint8_t>& tail) {
+  std::vector<std::uint8_t> body;
+  for (const std::uint32_t word : {6U, 8U, 9U, 0U}) put_le32(body, word);  // miUINT32 flags: class 9 = uint8
+  put_le32(body, 5);                                                       // miINT32
+  put_le32(body, dims_bytes);
+  for (const std::uint32_t d : dims) put_le32(body, d);
+  body.insert(body.end(), tail.begin(), tail.end());
+  std::vector<std::uint8_t> element;
+  put_le32(element, 14);  // miMATRIX
+  put_le32(element, static_cast<std::uint32_t>(body.size()));
+  element.insert(element.end(), body.begin(), body.end());
+  return element;
+}
+
+std::vector<std::uint8_t> zlib_compressed_element(const std::vector<std::uint8_t>& element) {
+  uLongf size = compressBound(element.size());
+  std::vector<std::uint8_t> packed(size);
+  EXPECT_EQ(compress(packed.data(), &size, element.data(), element.size()), Z_OK);
+  std::vector<std::uint8_t> out;
+  put_le32(out, 15);  // miCOMPRESSED
+  put_le32(out, static_cast<std::uint32_t>(size));
+  out.insert(out.end(), packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(size));
+  return out;
+}
+
+// Found by fuzz/svhn_mat_fuzz.cpp (tests/fuzz/corpus/svhn_mat/crash-dims-length-1.3GB.mat):
+// a 507-byte file whose compressed X declared a 1.3 GB list of dimensions;
+// Mat_VarReadInfo allocated it. Variable headers are now checked first.
+TEST(SvhnMatErrors, VariableHeadersAreCheckedBeforeMatioReadsThem) {
+  TempDir dir;
+  const std::vector<std::uint8_t> name = {1, 0, 1, 0, 'X', 0, 0, 0};  // small-format int8 name "X"
+  const auto huge_dims = uint8_matrix(0x4e060000, {1, 1}, name);
+  const auto compressed = dir.file("compressed_dims.mat");
+  write_bytes(compressed, mat_v5_file(zlib_compressed_element(huge_dims)));
+  expect_input_error([&] { pretext::data::load_svhn_mat(compressed); }, compressed,
+                     {"corrupt MAT file: the variable at byte offset 128", "dimensions", "1309016064 bytes"});
+  const auto plain = dir.file("plain_dims.mat");
+  write_bytes(plain, mat_v5_file(huge_dims));
+  expect_input_error([&] { pretext::data::load_svhn_mat(plain); }, plain, {"byte offset 128", "dimensions"});
+
+  // A compressed variable declaring more than deflate could ever expand to.
+  auto inflated_too_far = uint8_matrix(16, {32, 32, 3, 1}, name);
+  inflated_too_far[4] = 0xF0;  // its length, low byte first: now 0xF0 + 256 * ...
+  inflated_too_far[7] = 0x7F;
+  const auto bomb = dir.file("declares_2GB.mat");
+  write_bytes(bomb, mat_v5_file(zlib_compressed_element(inflated_too_far)));
+  expect_input_error([&] { pretext::data::load_svhn_mat(bomb); }, bomb, {"compressed bytes can hold"});
+
+  // Only numeric and char arrays: matio would follow a cell's nested headers.
+  auto cell = uint8_matrix(8, {1, 1}, name);
+  cell[16] = 1;  // class 1: cell
+  const auto with_cell = dir.file("cell.mat");
+  write_bytes(with_cell, mat_v5_file(cell));
+  expect_input_error([&] { pretext::data::load_svhn_mat(with_cell); }, with_cell, {"found a cell array"});
+}
+
+// Found by the fuzzer too (crash-v4-name-length-1.3GB.mat): without a v5 or
+// v7.3 header, Mat_Open tried MATLAB v4 and allocated the name length that the
+// bytes at offset 16 declared. The header is now checked before Mat_Open.
+TEST(SvhnMatErrors, AFileWithoutAV5OrV73HeaderNeverReachesMatio) {
+  TempDir dir;
+  const auto file = dir.file("v4_like.mat");
+  std::vector<std::uint8_t> bytes(306, 0);
+  const std::string text = "MATLAB 5.0 MAT-file";  // at offset 8: bytes 16..19 read as a 1.3 GB name length
+  std::copy(text.begin(), text.end(), bytes.begin() + 8);
+  bytes[0] = 10;
+  write_bytes(file, bytes);
+  expect_input_error([&] { pretext::data::load_svhn_mat(file); }, file,
+                     {"not a MAT file: expected a MATLAB v5 or v7.3 header", "at byte 124"});
+}
+
+// X's dimensions promise far more images than the file holds: refused before
+// the labels or the pixels are allocated for them.
+TEST(SvhnMatErrors, MoreImagesThanTheFileCanHoldIsRefusedBeforeAllocating) {
+  TempDir dir;
+  const auto file = dir.file("million.mat");
+  const std::vector<std::uint8_t> tail = {1, 0, 1, 0, 'X', 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0};  // name, empty data
+  write_bytes(file, mat_v5_file(uint8_matrix(16, {32, 32, 3, 1000000}, tail)));
+  expect_input_error([&] { pretext::data::load_svhn_mat(file); }, file,
+                     {"X declares 1000000 images", "more than a", "truncated or corrupt"});
+}
+
 // ---------------------------------------------------------------------------
 // IDX files
 

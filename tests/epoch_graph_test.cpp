@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <numeric>
 #include <stdexcept>
@@ -34,7 +35,7 @@ std::vector<std::uint32_t> iota_indices(std::size_t n) {
 }
 
 int source_of(const Batch& batch, std::int64_t i) {
-  return static_cast<int>(std::lround(batch.pixels[static_cast<std::size_t>(i) * batch.shape.numel()] * 255.0F));
+  return static_cast<int>(std::lround(batch.pixels()[static_cast<std::size_t>(i) * batch.shape.numel()] * 255.0F));
 }
 
 // Four copies, labelled 0..3, the copy's label also written into pixel 1.
@@ -57,8 +58,7 @@ EpochSpec spec_for(const data::ImageSet& set, std::uint64_t epoch = 0) {
   spec.plan.seed = 7;
   spec.plan.epoch = epoch;
   spec.batch_size = 8;
-  spec.graph.block_size = 5;
-  spec.graph.max_blocks_in_flight = 3;
+  spec.graph.max_batches_in_flight = 3;
   spec.graph.threads = 2;
   return spec;
 }
@@ -104,29 +104,84 @@ TEST(EpochGraph, EveryViewOfEveryImageOnce) {
   for (auto& [key, count] : seen) EXPECT_EQ(count, 1);
 }
 
-TEST(EpochGraph, InFlightBlocksNeverPassTheLimit) {
+TEST(EpochGraph, InFlightBatchesNeverPassTheLimit) {
   const auto set = numbered_images(200);
   auto spec = spec_for(set);
-  spec.graph.block_size = 2;
-  spec.graph.max_blocks_in_flight = 3;
+  spec.graph.max_batches_in_flight = 3;
   spec.batch_size = 4;
   // A slow consumer makes the producers run ahead as far as they are allowed.
   const auto stats = run_epoch(spec, [](const Batch&) { std::this_thread::sleep_for(std::chrono::microseconds(300)); });
-  EXPECT_EQ(stats.block_limit, 3U);
-  EXPECT_GE(stats.max_blocks_in_flight, 2U);  // it did fill up
-  EXPECT_LE(stats.max_blocks_in_flight, stats.block_limit);
+  EXPECT_EQ(stats.batch_limit, 3U);
+  EXPECT_GE(stats.max_batches_in_flight, 2U);  // it did fill up
+  EXPECT_LE(stats.max_batches_in_flight, stats.batch_limit);
 }
 
-TEST(EpochGraph, LimitGrowsWhenABatchSpansMoreBlocks) {
-  const auto set = numbered_images(50);
+TEST(EpochGraph, ViewsOfOneImageMaySpanTwoBatchesAndStayInOrder) {
+  // 4 views per image and batches of 9: most images are split between two
+  // batches. Sample k of the epoch must be view k % 4 of image order[k / 4].
+  const auto set = numbered_images(23);
+  FourViews views;
   auto spec = spec_for(set);
-  spec.graph.block_size = 2;
-  spec.graph.max_blocks_in_flight = 1;
-  spec.batch_size = 9;  // needs 5 blocks of 2 images
-  std::uint64_t samples = 0;
-  const auto stats = run_epoch(spec, [&](const Batch& b) { samples += static_cast<std::uint64_t>(b.count); });
-  EXPECT_EQ(stats.block_limit, 6U);
-  EXPECT_EQ(samples, 50U);
+  spec.views = &views;
+  spec.batch_size = 9;
+  std::size_t k = 0;
+  const auto stats = run_epoch(spec, [&](const Batch& b) {
+    EXPECT_EQ(b.count, std::min<std::int64_t>(9, 92 - static_cast<std::int64_t>(k)));
+    for (std::int64_t i = 0; i < b.count; ++i, ++k) {
+      EXPECT_EQ(source_of(b, i), static_cast<int>(spec.plan.order[k / 4])) << "sample " << k;
+      EXPECT_EQ(b.labels[static_cast<std::size_t>(i)], static_cast<std::int64_t>(k % 4)) << "sample " << k;
+    }
+  });
+  EXPECT_EQ(k, 92U);
+  EXPECT_EQ(stats.batches, 11U);  // 10 of 9, then 2
+}
+
+TEST(EpochGraph, BatchBuffersAreAlignedAndRecycled) {
+  const auto set = numbered_images(400);
+  auto spec = spec_for(set);
+  spec.buffers = BufferPool::create(8 * 16);
+  spec.graph.max_batches_in_flight = 2;
+  run_epoch(spec, [&](const Batch& b) {
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(b.pixels()) % 64, 0U);
+  });
+  // 50 batches through a graph that holds at most two at once (plus one the
+  // source may have made ahead): the same few buffers went round and round.
+  EXPECT_GE(spec.buffers->allocated(), 1U);
+  EXPECT_LE(spec.buffers->allocated(), 3U);
+}
+
+TEST(EpochGraph, AConsumerMayKeepABatchAndItIsNotOverwritten) {
+  const auto set = numbered_images(64);
+  auto spec = spec_for(set);
+  std::vector<Batch> kept;
+  std::vector<std::vector<float>> copies;
+  run_epoch(spec, [&](const Batch& b) {
+    kept.push_back(b);  // holds a reference to the buffer, as a tensor over it would
+    copies.emplace_back(b.pixels(), b.pixels() + b.numel());
+  });
+  ASSERT_EQ(kept.size(), 8U);
+  for (std::size_t i = 0; i < kept.size(); ++i)
+    EXPECT_EQ(std::vector<float>(kept[i].pixels(), kept[i].pixels() + kept[i].numel()), copies[i]) << "batch " << i;
+  // Eight buffers are alive at once, so the pool had to make eight.
+  for (std::size_t i = 1; i < kept.size(); ++i) EXPECT_NE(kept[i].pixels(), kept[i - 1].pixels());
+}
+
+TEST(BufferPool, ReusesReleasedBuffersAndOutlivesItsOwner) {
+  auto pool = BufferPool::create(100);
+  const float* first = nullptr;
+  {
+    auto a = pool->acquire();
+    first = a.get();
+  }
+  auto b = pool->acquire();
+  EXPECT_EQ(b.get(), first);  // the released buffer came back
+  auto c = pool->acquire();
+  EXPECT_NE(c.get(), b.get());
+  EXPECT_EQ(pool->allocated(), 2U);
+  pool.reset();  // the buffers still out keep the pool alive
+  c.get()[99] = 1.0F;
+  c.reset();
+  b.reset();
 }
 
 class Jitter final : public Stage {
@@ -139,7 +194,7 @@ std::vector<float> all_pixels(const data::ImageSet& set, int threads) {
   spec.graph.threads = threads;
   spec.stages.push_back(std::make_shared<Jitter>());
   std::vector<float> out;
-  run_epoch(spec, [&](const Batch& b) { out.insert(out.end(), b.pixels.begin(), b.pixels.end()); });
+  run_epoch(spec, [&](const Batch& b) { out.insert(out.end(), b.pixels(), b.pixels() + b.numel()); });
   return out;
 }
 

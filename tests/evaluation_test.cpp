@@ -268,7 +268,7 @@ class EvaluatedRun : public ::testing::Test {
                            << "[data]\npath = \"" << train.images.string() << "\"\n"
                            << "test_path = \"" << test.images.string() << "\"\n"
                            << "labelled = 60\nvalidation = 60\npad_to = 16\n"
-                           << "[pipeline]\nthreads = 2\nblock_size = 16\n"
+                           << "[pipeline]\nthreads = 2\n"
                            << "[model]\nwidth = 8\n"
                            << "[pretext]\nepochs = 1\nbatch_size = 32\n"
                            << "[transfer]\nmodes = []\n";

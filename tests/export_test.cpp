@@ -111,7 +111,7 @@ class Export : public ::testing::Test {
     std::ofstream(config) << "seed = 1\nthreads = 1\n"
                           << "[data]\nsource = \"idx\"\npath = \"" << train_->images.string() << "\"\n"
                           << "test_path = \"\"\nlabelled = 40\nvalidation = 40\npad_to = 16\n"
-                          << "[pipeline]\nthreads = 1\nblock_size = 16\n"
+                          << "[pipeline]\nthreads = 1\n"
                           << "[model]\nplugin = \"conv4\"\n"
                           << kModelToml << "[pretext]\nplugin = \"rotation\"\nepochs = 1\nbatch_size = 32\nlr = 0.003\n"
                           << "[transfer]\nmodes = [\"fixed\", \"finetuned\"]\nepochs = 1\nbatch_size = 16\n";

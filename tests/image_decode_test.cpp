@@ -3,6 +3,7 @@
 #include "data/image_decode.hpp"
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -189,6 +190,52 @@ TEST_F(ImageDecode, TruncatedAndCorruptFilesAreInputErrorsNamingTheFile) {
 
   testing::write_bytes(dir_ / "text.png", Bytes{'h', 'e', 'l', 'l', 'o'});
   expect_input_error([&] { decode(dir_ / "text.png", 1, 8); }, "text.png", "expected a PNG or JPEG");
+}
+
+// A small valid file whose header is rewritten to declare width x height.
+Bytes jpeg_declaring(const fs::path& dir, std::uint16_t width, std::uint16_t height) {
+  testing::write_jpeg(dir / "small.jpg", 8, 8, 3, ramp(192, 5));
+  Bytes bytes = testing::read_bytes(dir / "small.jpg");
+  for (std::size_t i = 2; i + 9 < bytes.size(); ++i) {
+    if (bytes[i] == 0xFF && bytes[i + 1] == 0xC0) {  // SOF0: length, precision, height, width
+      bytes[i + 5] = static_cast<std::uint8_t>(height >> 8);
+      bytes[i + 6] = static_cast<std::uint8_t>(height);
+      bytes[i + 7] = static_cast<std::uint8_t>(width >> 8);
+      bytes[i + 8] = static_cast<std::uint8_t>(width);
+      return bytes;
+    }
+  }
+  ADD_FAILURE() << "no SOF0 marker";
+  return bytes;
+}
+
+Bytes png_declaring(const fs::path& dir, std::uint32_t width, std::uint32_t height) {
+  testing::write_png(dir / "small.png", testing::PngSpec{2, 2, PNG_COLOR_TYPE_RGB, 8, ramp(12, 9), {}});
+  Bytes bytes = testing::read_bytes(dir / "small.png");
+  for (int i = 0; i < 4; ++i) {  // IHDR data starts at byte 16: width, then height, big-endian
+    bytes[16 + i] = static_cast<std::uint8_t>(width >> (24 - 8 * i));
+    bytes[20 + i] = static_cast<std::uint8_t>(height >> (24 - 8 * i));
+  }
+  const uLong crc = crc32(crc32(0L, Z_NULL, 0), bytes.data() + 12, 17);  // "IHDR" and its 13 bytes
+  for (int i = 0; i < 4; ++i) bytes[29 + i] = static_cast<std::uint8_t>(crc >> (24 - 8 * i));
+  return bytes;
+}
+
+// Found by fuzz/image_decode_fuzz.cpp (tests/fuzz/corpus/image_decode/crash-jpeg-65390x65279):
+// a 448-byte JPEG declaring 65390x65279 made the decoder allocate 12.8 GB
+// before reading any scan data. Headers over kMaxImagePixels are refused
+// first, and a PNG whose scanlines cannot fit in the file is refused too.
+TEST_F(ImageDecode, HeadersDeclaringHugeImagesAreRefusedBeforeAllocating) {
+  const auto refused = [](const Bytes& bytes, const std::string& what) {
+    expect_input_error([&] { decode_image(bytes, "huge.img"); }, "huge.img", what);
+  };
+  refused(jpeg_declaring(dir_, 65500, 65500), "declares 65500x65500 pixels, more than the 67108864");
+  refused(jpeg_declaring(dir_, 9000, 9000), "bad JPEG: the header declares 9000x9000");
+  refused(png_declaring(dir_, 1000000, 1000000), "bad PNG: the header declares 1000000x1000000");
+  refused(png_declaring(dir_, 8000, 8000), "more than a");  // under the limit, but 8000 rows cannot fit in ~70 bytes
+  // The limits leave real images alone: the same files at their true size decode.
+  EXPECT_EQ(decode_image(jpeg_declaring(dir_, 8, 8), "small.jpg").width, 8);
+  EXPECT_EQ(decode_image(png_declaring(dir_, 2, 2), "small.png").height, 2);
 }
 
 }  // namespace

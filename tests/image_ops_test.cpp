@@ -55,6 +55,36 @@ TEST(Rotate90, EachChannelRotatesIndependently) {
   EXPECT_EQ(dst[16], 19.0F);
 }
 
+// The definition of a counter-clockwise quarter turn, one element at a time.
+float rotated_reference(const std::vector<float>& src, int n, int c, int y, int x, int k) {
+  int sy = y;
+  int sx = x;
+  for (int t = 0; t < k; ++t) {  // undo one turn: out[y][x] = in[x][n-1-y]
+    const int py = sx;
+    const int px = n - 1 - sy;
+    sy = py;
+    sx = px;
+  }
+  return src[(static_cast<std::size_t>(c) * n + sy) * n + sx];
+}
+
+TEST(Rotate90, TiledPathsMatchTheDefinitionForEverySizeAndTurn) {
+  // 8, 16, 32: the 8 x 8 register tiles; 10 and 5: the element-by-element path.
+  for (int n : {8, 16, 32, 10, 5}) {
+    std::vector<float> src(static_cast<std::size_t>(3 * n * n));
+    std::iota(src.begin(), src.end(), 0.0F);
+    for (int k = 0; k < 4; ++k) {
+      std::vector<float> dst(src.size(), -1.0F);
+      rotate90({src.data(), {3, n, n}}, {dst.data(), {3, n, n}}, k);
+      for (int c = 0; c < 3; ++c)
+        for (int y = 0; y < n; ++y)
+          for (int x = 0; x < n; ++x)
+            ASSERT_EQ(dst[(static_cast<std::size_t>(c) * n + y) * n + x], rotated_reference(src, n, c, y, x, k))
+                << "n " << n << ", turns " << k << ", channel " << c << ", y " << y << ", x " << x;
+    }
+  }
+}
+
 TEST(Rotate90, RejectsNonSquare) {
   std::vector<float> src(8);
   std::vector<float> dst(8);

@@ -29,7 +29,7 @@ class TinyRun : public ::testing::Test {
                            << "[data]\nsource = \"idx\"\npath = \"" << train_.images.string() << "\"\n"
                            << "test_path = \"" << test_.images.string() << "\"\n"
                            << "labelled = 60\nvalidation = 60\npad_to = 16\n"
-                           << "[pipeline]\nthreads = 2\nblock_size = 16\n"
+                           << "[pipeline]\nthreads = 2\n"
                            << "[trainer]\nautocast = \"none\"\n"
                            << "[model]\nplugin = \"conv4\"\nwidth = 8\n"
                            << "[pretext]\nplugin = \"rotation\"\nepochs = 3\nbatch_size = 32\nlr = 0.003\n"

@@ -64,6 +64,37 @@ class Packed : public ::testing::Test {
   ImageSet set_;
 };
 
+TEST_F(Packed, StreamedRoundTripIsBitExactWithNothingMapped) {
+  const PackedDataset packed = read_packed(file_, true, PackedAccess::stream);
+  const ImageSet& got = packed.images;
+  EXPECT_TRUE(got.streamed());
+  EXPECT_EQ(got.data(), nullptr);  // neither owned nor mapped
+  EXPECT_EQ(got.labels, set_.labels);
+  EXPECT_EQ(packed.classes, (std::vector<std::string>{"cat", "dog", "émeu"}));
+  std::vector<std::uint8_t> scratch(set_.shape.numel());
+  for (std::size_t i : {4U, 0U, 2U, 1U, 3U})  // any order
+    EXPECT_EQ(std::memcmp(got.image(i, scratch.data()), set_.image(i), set_.shape.numel()), 0) << "image " << i;
+}
+
+TEST_F(Packed, StreamedFileCutAfterOpeningNamesTheFileAndTheImage) {
+  const PackedDataset packed = read_packed(file_, true, PackedAccess::stream);
+  fs::resize_file(file_, 128 + 2 * set_.shape.numel());  // header and two images left
+  std::vector<std::uint8_t> scratch(set_.shape.numel());
+  EXPECT_NO_THROW(packed.images.image(1, scratch.data()));
+  try {
+    packed.images.image(3, scratch.data());
+    FAIL() << "a read past the end of the file succeeded";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(file_.string()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("image 3"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(Packed, StreamedSetsAreNotPaddedInPlace) {
+  PackedDataset packed = read_packed(file_, true, PackedAccess::stream);
+  EXPECT_THROW(pad_to(packed.images, 8), InputError);
+}
+
 TEST_F(Packed, RoundTripIsBitExactAndReadInPlace) {
   const PackedDataset packed = read_packed(file_);
   const ImageSet& got = packed.images;
@@ -137,6 +168,24 @@ TEST_F(Packed, InconsistentSectionSizesAreReported) {
   const std::uint64_t count = 6;  // one more image than the sections hold
   patch(16, &count, 8);
   expect_error("section sizes disagree");
+}
+
+// Found by fuzz/packed_fuzz.cpp (tests/fuzz/corpus/packed/crash-class-section-wraps):
+// offset + size of the class-name section wrapped around 2^64, passed the
+// "ends inside the file" check and was read far outside the mapping.
+TEST_F(Packed, SectionsWhoseEndWrapsAroundAreReported) {
+  std::uint64_t classes_offset = 0;
+  std::memcpy(&classes_offset, testing::read_bytes(file_).data() + 80, 8);
+  ASSERT_NE(classes_offset, 0U);
+  const std::uint64_t wraps_to_8 = UINT64_MAX - classes_offset + 1 + 8;
+  patch(88, &wraps_to_8, 8);
+  expect_error("the class-name section at byte " + std::to_string(classes_offset), false);
+  expect_error("the class-name section at byte " + std::to_string(classes_offset), true);
+
+  write_packed(file_, set_, {"cat", "dog", "émeu"});  // the label section, the same way
+  const std::uint64_t label_offset_near_end = UINT64_MAX - 7;
+  patch(64, &label_offset_near_end, 8);
+  expect_error("truncated: the header promises more than 2^64 bytes", false);
 }
 
 TEST_F(Packed, MissingFileIsReported) {

@@ -42,7 +42,7 @@ class FolderData : public ::testing::Test {
     std::ofstream(config_) << "seed = 1\nthreads = 2\n"
                            << "[data]\nsource = \"" << source << "\"\npath = \"" << path << "\"\n"
                            << "test_path = \"\"\nlabelled = 30\nvalidation = 30\npad_to = 16\n"
-                           << extra << "[pipeline]\nthreads = 2\nblock_size = 16\n"
+                           << extra << "[pipeline]\nthreads = 2\n"
                            << "[model]\nplugin = \"conv4\"\nwidth = 4\n"
                            << "[pretext]\nplugin = \"rotation\"\nepochs = 1\nbatch_size = 16\n"
                            << "[transfer]\nmodes = [\"fixed\"]\nepochs = 1\nbatch_size = 16\n"
@@ -87,6 +87,15 @@ TEST_F(FolderData, PreprocessWritesAPackedFileThatARunTrainsFrom) {
   const auto summary = run(dir_ / "run");
   EXPECT_TRUE(summary["transfer"]["fixed"]["val_accuracy"].value<double>().has_value());
   EXPECT_EQ(recorded_classes(dir_ / "run"), (std::vector<std::string>{"circle", "line", "square"}));
+
+  // Read image by image instead of mapped: the same bytes, so the same run.
+  write_config("packed", packed.string(), "access = \"stream\"\n");
+  const auto streamed = run(dir_ / "run-streamed");
+  const auto loss = summary["pretext"]["final_loss"].value<double>();
+  ASSERT_TRUE(loss.has_value());
+  EXPECT_EQ(streamed["pretext"]["final_loss"].value<double>(), loss);
+  EXPECT_EQ(streamed["transfer"]["fixed"]["val_accuracy"].value<double>(),
+            summary["transfer"]["fixed"]["val_accuracy"].value<double>());
 }
 
 TEST_F(FolderData, ARunFromTheFolderRecordsItsClasses) {

@@ -101,7 +101,7 @@ class Resume : public ::testing::Test {
                            << "[data]\nsource = \"idx\"\npath = \"" << train.images.string() << "\"\n"
                            << "test_path = \"" << test.images.string() << "\"\n"
                            << "labelled = 40\nvalidation = 40\npad_to = 16\n"
-                           << "[pipeline]\nthreads = 2\nblock_size = 8\n"
+                           << "[pipeline]\nthreads = 2\n"
                            << "[trainer]\nautocast = \"none\"\n"
                            << "[model]\nplugin = \"conv4\"\nwidth = 4\n"
                            << "[pretext]\nplugin = \"rotation\"\nepochs = 2\nbatch_size = 32\nlr = 0.003\n"

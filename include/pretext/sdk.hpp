@@ -38,7 +38,7 @@ namespace pretext {
 /// Semantic version of this header. A plugin built against another major
 /// version is refused; a newer minor than the host's is refused too.
 inline constexpr std::uint32_t kPluginApiMajor = 1;
-inline constexpr std::uint32_t kPluginApiMinor = 1;  // 1.1: TrainingContext::make_named_loss
+inline constexpr std::uint32_t kPluginApiMinor = 2;  // 1.1: make_named_loss; 1.2: gradients_finite
 inline constexpr std::uint32_t kPluginAbiMagic = 0x50525458;  // "PRTX"
 
 /// Plain-old-data descriptor, readable whatever else differs between host and plugin.
@@ -119,7 +119,8 @@ class BOOST_SYMBOL_VISIBLE TrainingContext {
   virtual std::shared_ptr<Head> make_head(const FeatureShape& features, std::int64_t classes) = 0;
   /// The loss configured in [pretext.loss].
   virtual std::shared_ptr<Loss> make_loss() = 0;
-  /// The optimiser configured in [pretext] over `parameters`.
+  /// The optimiser configured in [pretext] over `parameters`. It skips an
+  /// update whose gradients are not finite (see gradients_finite).
   virtual std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<torch::Tensor> parameters) = 0;
   /// Runs `forward` under the configured autocast (e.g. bf16 on CPU), if any.
   virtual torch::Tensor autocast(const std::function<torch::Tensor()>& forward) = 0;
@@ -128,6 +129,15 @@ class BOOST_SYMBOL_VISIBLE TrainingContext {
   /// A loss plugin by name with its default options, for tasks whose loss is
   /// part of their definition (the GAN's BCE). Since plugin API 1.1.
   virtual std::shared_ptr<Loss> make_named_loss(const std::string& name) = 0;
+  /// For an optimiser the task made itself (optimisers from make_optimizer()
+  /// do this by themselves): call it after backward() and call step() only
+  /// when it returns true. False when a gradient of `module`'s parameters is
+  /// NaN or infinite, which a finite loss does not show; the host then ends
+  /// the run after this train_step, naming `name`.<parameter>, the epoch,
+  /// the step and the loss the step reports, and keeps the last good
+  /// checkpoint. Always true with [trainer] check_gradients = false.
+  /// Since plugin API 1.2.
+  virtual bool gradients_finite(const torch::nn::Module& module, const std::string& name) = 0;
 };
 
 /// A self-supervised task: makes labelled views of unlabelled images, and

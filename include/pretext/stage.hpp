@@ -28,6 +28,8 @@ class BOOST_SYMBOL_VISIBLE ViewMaker {
   /// Shape of each view for inputs of `input` shape. Throw if unsupported.
   [[nodiscard]] virtual ImageShape view_shape(const ImageShape& input) const { return input; }
   /// Writes views_per_image() views into `views[i]` and labels into `labels[i]`.
+  /// The views point into recycled batch memory holding stale pixels: write
+  /// every element of every view.
   /// `source_label` is the image's class label, or -1 for unlabelled data.
   virtual void make_views(ConstImageView image, std::int64_t source_label, SampleRng& rng,
                           ImageView* views, std::int64_t* labels) const = 0;

@@ -128,6 +128,13 @@ void Document::apply_override(std::string_view assignment) {
       }
       if (last) break;
       next = table->get(part->key());
+      if (next == nullptr && std::next(part)->type() == toml::path_component_type::array_index) {
+        // Creating a table here would only fail one step later as "expected
+        // an array, found table", about a table the user never wrote.
+        throw ConfigError(origin + ": " + key_path.subpath(key_path.begin(), std::next(part)).str() +
+                          ": expected an array, found no such key (--set changes an existing element of an array; "
+                          "it cannot add one)");
+      }
       if (next == nullptr) next = table->insert(part->key(), toml::table{}).first->second.as_table();
     } else {
       toml::array* array = parent->as_array();

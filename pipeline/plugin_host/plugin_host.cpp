@@ -9,6 +9,7 @@
 #include <ios>
 #include <sstream>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -18,6 +19,7 @@
 #include <boost/dll/shared_library.hpp>
 
 #include "pipeline/errors.hpp"
+#include "pipeline/plugin_host/plugin_guards.hpp"
 
 #if !defined(PRETEXT_DEFAULT_PLUGIN_DIR) || !defined(PRETEXT_INSTALL_PLUGIN_DIR)
 #error "PRETEXT_DEFAULT_PLUGIN_DIR and PRETEXT_INSTALL_PLUGIN_DIR must be defined by the build"
@@ -196,7 +198,7 @@ struct PluginHost::Entry {
   std::string origin;
   Factory factory;
 
-  [[nodiscard]] std::string describe() const { return std::string(to_string(kind)) + " '" + name + "' from " + origin; }
+  [[nodiscard]] std::string describe() const { return plugin_label(kind, name, origin); }
 
   template <class Product>
   std::shared_ptr<Product> make(Options& options) const {
@@ -209,10 +211,19 @@ struct PluginHost::Entry {
     } catch (const PluginError&) {
       throw;
     } catch (const std::exception& error) {
-      throw PluginError(describe() + ": " + error.what());
+      throw PluginError(describe() + ": factory: " + error.what());
+    } catch (...) {
+      throw PluginError(describe() + ": factory: threw an exception that is not a std::exception");
     }
     if (!product) throw PluginError(describe() + ": factory returned no object");
-    return bind_to_library(std::move(product), library);
+    auto bound = bind_to_library(std::move(product), library);
+    // A task is guarded by the job at its call sites (plugin_guards.hpp); the
+    // host's built-ins are host code.
+    if constexpr (std::is_same_v<Product, PretextTask>) {
+      return bound;
+    } else {
+      return library ? guard_component(std::move(bound), describe()) : bound;
+    }
   }
 };
 

@@ -26,7 +26,8 @@ LoadedData load_data_source(const DataOptions& d, const std::string& path, const
     loaded.classes = std::move(folder.classes);
     loaded.skipped = folder.skipped;
   } else if (d.source == "packed") {
-    auto packed = data::read_packed(path, d.verify_checksum);
+    auto packed = data::read_packed(path, d.verify_checksum,
+                                    d.access == "stream" ? data::PackedAccess::stream : data::PackedAccess::mmap);
     loaded.images = std::move(packed.images);
     loaded.classes = std::move(packed.classes);
   } else {

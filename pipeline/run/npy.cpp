@@ -45,14 +45,10 @@ std::int64_t element_count(const std::vector<std::int64_t>& shape) {
 void write_array(const fs::path& path, NpyType type, const void* data, const std::vector<std::int64_t>& shape) {
   const std::string header = npy_header(type, shape);
   const auto bytes = static_cast<std::streamsize>(element_count(shape) * static_cast<std::int64_t>(item_size(type)));
-  commit_file_atomically(path, [&](const fs::path& tmp) {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot create " + tmp.string() + ": " + std::strerror(errno));
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    out.write(static_cast<const char*>(data), bytes);
-    out.flush();
-    if (!out) throw std::runtime_error("cannot write " + tmp.string() + ": " + std::strerror(errno));
-  });
+  AtomicFile out(path);
+  out.append(header.data(), header.size());
+  out.append(data, static_cast<std::size_t>(bytes));
+  out.commit();
 }
 
 /// The subset of Python literal syntax numpy writes in a header dict.

@@ -31,6 +31,16 @@ File open(const std::filesystem::path& path, const char* mode) {
   throw std::runtime_error(std::string("libpng: ") + message);
 }
 
+// libpng's write callback: bytes into the AtomicFile. A failed write ends
+// libpng's work through png_error (which throws, via png_failed); the
+// AtomicFile keeps the OS's reason.
+void append_png_data(png_structp png, png_bytep data, png_size_t size) {
+  auto* out = static_cast<AtomicFile*>(png_get_io_ptr(png));
+  if (!out->append(data, size)) png_error(png, "write failed");
+}
+// Given, so libpng never falls back to fflush() on what it would take for a FILE*.
+void flush_png_data(png_structp /*png*/) {}
+
 }  // namespace
 
 void write_png_grid(const std::filesystem::path& file, const std::vector<float>& pixels, std::int64_t count,
@@ -56,26 +66,25 @@ void write_png_grid(const std::filesystem::path& file, const std::vector<float>&
         }
   }
 
-  commit_file_atomically(file, [&](const std::filesystem::path& tmp) {
-    File out = open(tmp, "wb");
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, png_failed, nullptr);
-    png_infop info = png ? png_create_info_struct(png) : nullptr;
-    if (!png || !info) throw std::runtime_error("libpng: out of memory");
-    try {
-      png_init_io(png, out.get());
-      png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8,
-                   channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                   PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-      png_write_info(png, info);
-      for (int y = 0; y < height; ++y) png_write_row(png, canvas.data() + static_cast<std::size_t>(y) * width * channels);
-      png_write_end(png, nullptr);
-    } catch (...) {
-      png_destroy_write_struct(&png, &info);
-      throw;
-    }
+  AtomicFile out(file);
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, png_failed, nullptr);
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  if (!png || !info) throw std::runtime_error("libpng: out of memory");
+  try {
+    png_set_write_fn(png, &out, append_png_data, flush_png_data);
+    png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8,
+                 channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < height; ++y) png_write_row(png, canvas.data() + static_cast<std::size_t>(y) * width * channels);
+    png_write_end(png, nullptr);
+  } catch (...) {
     png_destroy_write_struct(&png, &info);
-    if (std::fflush(out.get()) != 0) throw std::runtime_error("cannot write " + tmp.string());
-  });
+    out.check();  // a failed write: the OS's reason, naming the file
+    throw;
+  }
+  png_destroy_write_struct(&png, &info);
+  out.commit();
 }
 
 PngInfo read_png_info(const std::filesystem::path& file) {

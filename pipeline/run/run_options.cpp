@@ -54,6 +54,10 @@ DataOptions read_data(config::Section& s) {
   if (d.source == "packed")
     d.verify_checksum = s.boolean("verify_checksum", d.verify_checksum,
                                   "packed: check the CRC-32 of pixels and labels when loading (a full read)");
+  if (d.source == "packed")
+    d.access = s.choice("access", d.access, {"mmap", "stream"},
+                        "packed: mmap (read in place, no copy; pages read count as the process's memory) or "
+                        "stream (one read per image: memory stays flat however large the file)");
   return d;
 }
 
@@ -127,9 +131,14 @@ RunOptions read_run_options(RunSections& s) {
   const std::int64_t spare = std::max<std::int64_t>(1, cores - o.threads + 1);
   o.pipeline.threads = s.pipeline.integer("threads", spare, 1, 1024,
                                           "oneTBB threads for the input graph, the trainer's included");
-  o.pipeline.block_size = s.pipeline.integer("block_size", o.pipeline.block_size, 1, 65536, "images per message");
-  o.pipeline.max_blocks_in_flight = s.pipeline.integer("max_blocks_in_flight", o.pipeline.max_blocks_in_flight, 1,
-                                                       65536, "bound on blocks in the graph at once");
+  o.pipeline.max_batches_in_flight = s.pipeline.integer(
+      "max_batches_in_flight", o.pipeline.max_batches_in_flight, 1, 4096,
+      "bound on batches being prepared or trained on at once (memory: this many batch buffers)");
+  // Before the graph carried whole batches it carried blocks of images; run
+  // directories written then still name these keys, so they load (and resume).
+  (void)s.pipeline.integer("block_size", 64, 1, 65536, "ignored: kept so older configs load (a message is a batch)");
+  (void)s.pipeline.integer("max_blocks_in_flight", 16, 1, 65536,
+                           "ignored: kept so older configs load (see max_batches_in_flight)");
 
   o.trainer.device = s.trainer.string("device", o.trainer.device, "LibTorch device: cpu, cuda, cuda:1, ...");
   o.trainer.memory_format = s.trainer.choice("memory_format", o.trainer.memory_format,
@@ -138,6 +147,9 @@ RunOptions read_run_options(RunSections& s) {
                                         "mixed precision for forward passes");
   o.trainer.eval_batch_size =
       s.trainer.integer("eval_batch_size", o.trainer.eval_batch_size, 1, 1 << 20, "batch size for evaluation");
+  o.trainer.check_gradients = s.trainer.boolean(
+      "check_gradients", o.trainer.check_gradients,
+      "before each update, look for NaN or infinite gradients (one sum per parameter); stop the run naming one");
 
   for (const auto& dir : s.plugins.strings("search_path", {}, {}, "extra directories searched for plugins"))
     o.plugin_path.push_back(dir);

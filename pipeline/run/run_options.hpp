@@ -37,12 +37,12 @@ struct DataOptions {
   bool labelled_layout = true;        // one sub-folder per class; false: any tree, labels -1
   // packed only
   bool verify_checksum = true;
+  std::string access = "mmap";  // mmap | stream
 };
 
 struct PipelineOptions {
   std::int64_t threads = 1;  // oneTBB arena, trainer thread included
-  std::int64_t block_size = 64;
-  std::int64_t max_blocks_in_flight = 16;
+  std::int64_t max_batches_in_flight = 8;
 };
 
 struct TrainerOptions {
@@ -50,6 +50,7 @@ struct TrainerOptions {
   std::string memory_format = "channels_last";  // channels_last | contiguous
   std::string autocast = "none";                // none | bf16 | fp16
   std::int64_t eval_batch_size = 500;
+  bool check_gradients = true;  // a NaN or infinite gradient stops the run (pipeline/train/gradient_check.hpp)
 };
 
 struct PretextOptions {

@@ -90,12 +90,28 @@ std::vector<fs::path> list_checkpoints(const fs::path& run_dir) {
   return files;
 }
 
+void save_archive_atomically(torch::serialize::OutputArchive& archive, const fs::path& file) {
+  AtomicFile out(file);
+  // LibTorch's zip writer must never see a failed write: it throws, and
+  // throws again from its destructor while unwinding, which ends the process
+  // (std::terminate; its save_to(path) does the same on a full disk). So the
+  // writer takes every byte; the AtomicFile keeps the first failure, and
+  // commit() reports it, naming the file and the OS's reason.
+  archive.save_to([&](const void* data, std::size_t size) -> std::size_t {
+    out.append(data, size);
+    return size;
+  });
+  out.commit();
+}
+
 fs::path write_checkpoint(const fs::path& run_dir, const PretextTask& task, const PretextProgress& p,
                           std::int64_t keep) {
   const fs::path dir = checkpoint_directory(run_dir);
-  fs::create_directories(dir);
   const fs::path file = dir / (kPrefix + std::to_string(p.global_step) + kSuffix);
-  commit_file_atomically(file, [&](const fs::path& tmp) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw std::runtime_error("cannot write " + file.string() + ": cannot create its directory: " + ec.message());
+  {
     torch::serialize::OutputArchive archive;
     torch::serialize::OutputArchive task_archive;
     task.save(task_archive);
@@ -122,8 +138,8 @@ fs::path write_checkpoint(const fs::path& run_dir, const PretextTask& task, cons
       std::lock_guard<std::mutex> lock(generator.mutex());
       archive.write("cpu_generator", generator.get_state());
     }
-    archive.save_to(tmp.string());
-  });
+    save_archive_atomically(archive, file);
+  }
   // Older ones go only once the new one is committed: a crash here leaves extras, never none.
   const auto files = list_checkpoints(run_dir);
   for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < files.size(); ++i) {

@@ -37,6 +37,12 @@ std::filesystem::path checkpoint_directory(const std::filesystem::path& run_dir)
 /// Step checkpoints in `run_dir`, oldest first.
 std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& run_dir);
 
+/// Writes `archive` to `file` atomically, every byte through an AtomicFile:
+/// a full disk or a read-only directory is "cannot write FILE: REASON", and
+/// `file` keeps its previous contents. (LibTorch's own save_to(path) aborts
+/// the process when a write fails, and does not check its final flush.)
+void save_archive_atomically(torch::serialize::OutputArchive& archive, const std::filesystem::path& file);
+
 /// Writes checkpoints/step-<global_step>.pt atomically, then deletes all but
 /// the newest `keep`. Returns the file written.
 std::filesystem::path write_checkpoint(const std::filesystem::path& run_dir, const PretextTask& task,

@@ -5,6 +5,7 @@
 #include <torch/optim/sgd.h>
 
 #include "pipeline/errors.hpp"
+#include "pipeline/train/gradient_check.hpp"
 
 namespace pretext {
 namespace {
@@ -45,6 +46,11 @@ class AutocastScope {
   at::ScalarType previous_dtype_ = at::kFloat;
 };
 
+template <class T>
+struct Type {
+  using type = T;
+};
+
 }  // namespace
 
 Compute Compute::from(const TrainerOptions& options) {
@@ -68,12 +74,12 @@ torch::Tensor Compute::place(const torch::Tensor& images) const {
 
 torch::Tensor Compute::images(const stages::Batch& batch) const {
   const auto& s = batch.shape;
-  auto view = torch::from_blob(const_cast<float*>(batch.pixels.data()), {batch.count, s.channels, s.height, s.width},
-                               torch::kFloat);
-  auto placed = place(view);
-  // The batch's buffer belongs to the graph: copy out of it unless placing
-  // (device move or layout change) already did.
-  return placed.data_ptr() == view.data_ptr() ? placed.clone(torch::MemoryFormat::Preserve) : placed;
+  // The tensor is the batch's own buffer, no copy: it holds a reference, and
+  // the buffer goes back to the graph's pool when the tensor is freed.
+  auto view = torch::from_blob(
+      batch.storage.get(), {batch.count, s.channels, s.height, s.width}, [keep = batch.storage](void*) {},
+      torch::TensorOptions().dtype(torch::kFloat));
+  return place(view);
 }
 
 torch::Tensor Compute::labels(const stages::Batch& batch) const {
@@ -97,7 +103,8 @@ torch::Tensor Compute::autocast_forward(const std::function<torch::Tensor()>& fo
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
-                                                        std::vector<ParameterGroup> groups) {
+                                                        std::vector<ParameterGroup> groups,
+                                                        std::shared_ptr<GradientCheck> check) {
   auto with_groups = [&](const auto& defaults) {
     std::vector<torch::optim::OptimizerParamGroup> param_groups;
     for (auto& g : groups) {
@@ -107,18 +114,21 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& 
     }
     return param_groups;
   };
-  if (options.kind == "sgd") {
-    const auto defaults =
-        torch::optim::SGDOptions(options.lr).momentum(options.momentum).weight_decay(options.weight_decay);
-    return std::make_unique<torch::optim::SGD>(with_groups(defaults), defaults);
-  }
-  const auto defaults = torch::optim::AdamOptions(options.lr).weight_decay(options.weight_decay);
-  return std::make_unique<torch::optim::Adam>(with_groups(defaults), defaults);
+  auto make = [&](auto type, const auto& defaults) -> std::unique_ptr<torch::optim::Optimizer> {
+    using Optimizer = typename decltype(type)::type;
+    if (check) return std::make_unique<GradientCheckedOptimizer<Optimizer>>(check, with_groups(defaults), defaults);
+    return std::make_unique<Optimizer>(with_groups(defaults), defaults);
+  };
+  if (options.kind == "sgd")
+    return make(Type<torch::optim::SGD>{},
+                torch::optim::SGDOptions(options.lr).momentum(options.momentum).weight_decay(options.weight_decay));
+  return make(Type<torch::optim::Adam>{}, torch::optim::AdamOptions(options.lr).weight_decay(options.weight_decay));
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
-                                                        std::vector<torch::Tensor> parameters) {
-  return make_optimizer(options, std::vector<ParameterGroup>{{std::move(parameters), options.lr}});
+                                                        std::vector<torch::Tensor> parameters,
+                                                        std::shared_ptr<GradientCheck> check) {
+  return make_optimizer(options, std::vector<ParameterGroup>{{std::move(parameters), options.lr}}, std::move(check));
 }
 
 }  // namespace pretext

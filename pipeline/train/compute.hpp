@@ -40,11 +40,17 @@ struct ParameterGroup {
   double lr = 0.0;
 };
 
+class GradientCheck;  // gradient_check.hpp
+
 /// The optimiser `options` describe, over one group at options.lr ...
+/// With `check`, it checks the gradients before each update and skips the
+/// update when one is not finite (a GradientCheckedOptimizer).
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
-                                                        std::vector<torch::Tensor> parameters);
+                                                        std::vector<torch::Tensor> parameters,
+                                                        std::shared_ptr<GradientCheck> check = nullptr);
 /// ... or over several groups, each with its own learning rate.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
-                                                        std::vector<ParameterGroup> groups);
+                                                        std::vector<ParameterGroup> groups,
+                                                        std::shared_ptr<GradientCheck> check = nullptr);
 
 }  // namespace pretext

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "pipeline/errors.hpp"
+#include "pipeline/plugin_host/plugin_guards.hpp"
 #include "pipeline/run/data_source.hpp"
 #include "pipeline/report/html_report.hpp"
 #include "pipeline/run/png_grid.hpp"
@@ -89,7 +90,9 @@ void Job::load_plugins(RunSections& sections) {
   for (auto& [name, maker] : stages::builtin_stages()) host_.builtins().add_stage(name, maker);
 
   model_ = host_.make_model(host_.resolve(ComponentKind::model, options_.model_plugin), sections.model);
-  task_ = host_.make_pretext(host_.resolve(ComponentKind::pretext, options_.pretext.plugin), sections.pretext);
+  const std::string task_name = host_.resolve(ComponentKind::pretext, options_.pretext.plugin);
+  task_ = host_.make_pretext(task_name, sections.pretext);
+  pretext_plugin_ = plugin_label(ComponentKind::pretext, task_name, host_.origin(ComponentKind::pretext, task_name));
   pretext_loss_ =
       host_.make_loss(host_.resolve(ComponentKind::loss, options_.pretext_loss_plugin), sections.pretext_loss);
   transfer_loss_ =
@@ -177,8 +180,10 @@ toml::table Job::run(Progress& progress) {
 std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress, toml::table& summary) {
   torch::manual_seed(phase_seed(options_.seed, "pretext"));
   HostTrainingContext context(compute_, ModelInput{train_.shape}, model_, pretext_loss_, options_.pretext.optimizer,
-                              out_.string(), [this](const std::string& name) { return loss_with_defaults(name); });
-  task_->setup(context);
+                              out_.string(), [this](const std::string& name) { return loss_with_defaults(name); },
+                              options_.trainer.check_gradients);
+  guard_plugin_call(pretext_plugin_, "PretextTask::setup", [&] { task_->setup(context); });
+  const GuardedViewMaker task_views(*task_, pretext_plugin_);  // faults in make_views name the task
   const auto& p = options_.pretext;
   if (!p.load.empty()) {
     if (!std::filesystem::is_regular_file(p.load))
@@ -212,7 +217,7 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
   EpochReport& last = state.last;
   for (std::int64_t epoch = state.epoch; epoch < p.epochs; ++epoch) {
     auto spec = training_epoch(train_, split_.unlabelled, options_, epoch, p.batch_size);
-    spec.views = task_.get();
+    spec.views = &task_views;
     spec.stages = pretext_stages_;
     EpochResume resume;
     resume.start = state.totals;
@@ -234,7 +239,12 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
     };
     try {
       last = train_epoch(spec, compute_,
-                         [&](const torch::Tensor& x, const torch::Tensor& y) { return task_->train_step(x, y); },
+                         [&](const torch::Tensor& x, const torch::Tensor& y) {
+                           const StepResult result = guard_plugin_call(pretext_plugin_, "PretextTask::train_step",
+                                                                       [&] { return task_->train_step(x, y); });
+                           context.gradient_check().throw_if_found(result.loss);  // before any checkpoint of it
+                           return result;
+                         },
                          progress, epoch, &resume);
     } catch (const TrainingDiverged& diverged) {
       throw TrainingDiverged(std::string("pretext ") + diverged.what() +
@@ -242,7 +252,7 @@ std::shared_ptr<Backbone> Job::run_pretext(RunDirectory& dir, Progress& progress
                                               ", is kept in " + dir.file("pretext.pt").string()
                                         : "; no checkpoint had been written yet"));
     }
-    task_->end_epoch(static_cast<int>(epoch));
+    guard_plugin_call(pretext_plugin_, "PretextTask::end_epoch", [&] { task_->end_epoch(static_cast<int>(epoch)); });
     if (auto* sampler = dynamic_cast<Sampler*>(task_.get())) write_samples(*sampler, dir, epoch + 1);
     state.seconds += last.seconds;
     wait_seconds_ += last.wait_seconds;
@@ -283,16 +293,12 @@ std::shared_ptr<Loss> Job::loss_with_defaults(const std::string& name) {
 }
 
 void Job::save_pretext_checkpoint(const RunDirectory& dir) const {
-  commit_file_atomically(dir.file("pretext.pt"), [&](const std::filesystem::path& tmp) {
-    torch::serialize::OutputArchive archive;
-    task_->save(archive);
-    archive.save_to(tmp.string());
-  });
-  commit_file_atomically(dir.file("backbone.pt"), [&](const std::filesystem::path& tmp) {
-    torch::serialize::OutputArchive archive;
-    task_->backbone()->save(archive);
-    archive.save_to(tmp.string());
-  });
+  torch::serialize::OutputArchive task_archive;
+  task_->save(task_archive);
+  save_archive_atomically(task_archive, dir.file("pretext.pt"));
+  torch::serialize::OutputArchive backbone_archive;
+  task_->backbone()->save(backbone_archive);
+  save_archive_atomically(backbone_archive, dir.file("backbone.pt"));
 }
 
 void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>& pretrained,

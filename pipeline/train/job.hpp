@@ -89,6 +89,7 @@ class Job {
   Compute compute_;
   std::shared_ptr<Model> model_;
   std::shared_ptr<PretextTask> task_;
+  std::string pretext_plugin_;  // "pretext plugin 'NAME' (FILE)": names the task in its faults
   std::shared_ptr<Loss> pretext_loss_;
   std::shared_ptr<Loss> transfer_loss_;
   std::vector<std::shared_ptr<const Stage>> pretext_stages_;

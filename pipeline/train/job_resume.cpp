@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "pipeline/errors.hpp"
+#include "pipeline/report/report_page.hpp"
 #include "pipeline/train/job.hpp"
 
 namespace pretext {
@@ -16,6 +17,13 @@ void Job::prepare_run_directory(Progress& progress) const {
   if (resume_) {
     if (!fs::exists(out_ / "config.toml", ec))
       throw InputError(out_.string() + " holds no run to resume (no config.toml)");
+    // Writes cut short (kill -9, a second signal, a power cut)
+    // leave hidden temporaries beside their files; their writers are gone.
+    std::size_t stale = 0;
+    for (const auto& dir : {out_, checkpoint_directory(out_), out_ / report::kChartsDir})
+      stale += remove_stale_temporaries(dir);
+    if (stale > 0)
+      progress.line("pretext: removed " + std::to_string(stale) + " temporary file(s) left by an interrupted write");
     return;
   }
   if (!holds_run) return;

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "pipeline/errors.hpp"
+#include "pipeline/train/checkpoint.hpp"
 
 namespace pretext {
 namespace {
@@ -83,16 +84,14 @@ NetworkShape read_network_shape(const fs::path& run_dir) {
 }
 
 void save_transfer_networks(const fs::path& file, const Backbone& backbone, const Head& head) {
-  commit_file_atomically(file, [&](const fs::path& tmp) {
-    torch::serialize::OutputArchive archive;
-    torch::serialize::OutputArchive backbone_archive;
-    torch::serialize::OutputArchive head_archive;
-    backbone.save(backbone_archive);
-    head.save(head_archive);
-    archive.write("backbone", backbone_archive);
-    archive.write("head", head_archive);
-    archive.save_to(tmp.string());
-  });
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive backbone_archive;
+  torch::serialize::OutputArchive head_archive;
+  backbone.save(backbone_archive);
+  head.save(head_archive);
+  archive.write("backbone", backbone_archive);
+  archive.write("head", head_archive);
+  save_archive_atomically(archive, file);
 }
 
 const std::vector<std::string>& SavedRun::modes() {

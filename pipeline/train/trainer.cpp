@@ -5,6 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "pipeline/train/gradient_check.hpp"
 #include "pretext/image_ops.hpp"
 
 namespace pretext {
@@ -19,8 +20,7 @@ stages::EpochSpec training_epoch(const data::ImageSet& set, const std::vector<st
   spec.batch_size = static_cast<int>(batch_size);
   spec.drop_last = true;
   spec.graph.threads = static_cast<int>(options.pipeline.threads);
-  spec.graph.block_size = static_cast<int>(options.pipeline.block_size);
-  spec.graph.max_blocks_in_flight = static_cast<int>(options.pipeline.max_blocks_in_flight);
+  spec.graph.max_batches_in_flight = static_cast<int>(options.pipeline.max_batches_in_flight);
   return spec;
 }
 
@@ -34,7 +34,15 @@ EpochReport train_epoch(const stages::EpochSpec& spec, const Compute& compute, c
 
   const auto stats = stages::run_epoch(spec, [&](const stages::Batch& batch) {
     if (batch.seq < skipped) return;  // trained before the interruption
-    const StepResult result = step(compute.images(batch), compute.labels(batch));
+    StepResult result;
+    try {
+      result = step(compute.images(batch), compute.labels(batch));
+    } catch (const NonFiniteGradient& found) {
+      std::ostringstream msg;
+      msg << "training diverged: " << found.what() << " at epoch " << epoch + 1 << ", step " << totals.steps + 1
+          << ", with a loss of " << found.loss();
+      throw TrainingDiverged(msg.str());
+    }
     ++totals.steps;
     if (!std::isfinite(result.loss)) {
       std::ostringstream msg;
@@ -74,9 +82,10 @@ LabelledTensors decode_subset(const data::ImageSet& set, const std::vector<std::
   out.labels = torch::empty({n}, torch::kLong);
   float* pixels = out.images.data_ptr<float>();
   std::int64_t* labels = out.labels.data_ptr<std::int64_t>();
+  std::vector<std::uint8_t> scratch(set.streamed() ? s.numel() : 0);
   for (std::int64_t i = 0; i < n; ++i) {
     const auto idx = indices[static_cast<std::size_t>(i)];
-    ops::to_float(set.image(idx), {pixels + static_cast<std::size_t>(i) * s.numel(), s});
+    ops::to_float(set.image(idx, scratch.data()), {pixels + static_cast<std::size_t>(i) * s.numel(), s});
     labels[i] = set.labels[idx];
   }
   return out;

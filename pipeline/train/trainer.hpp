@@ -17,7 +17,8 @@
 
 namespace pretext {
 
-/// A NaN or infinite loss: the message names the epoch, the step and the loss.
+/// A NaN or infinite loss, or gradient (NonFiniteGradient, gradient_check.hpp):
+/// the message names the epoch, the step and the loss (and the parameter).
 class TrainingDiverged : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -60,7 +61,7 @@ struct EpochResume {
 };
 
 /// Runs one epoch through the flow graph, calling `step` on every batch.
-/// A NaN or infinite loss throws TrainingDiverged. With `resume`, the first
+/// A NaN or infinite loss, or a NonFiniteGradient from `step`, throws TrainingDiverged. With `resume`, the first
 /// resume->start.steps batches still flow through the graph (the order and
 /// the per-sample randomness stay those of the full epoch) but are dropped
 /// before training.

@@ -6,14 +6,15 @@ namespace pretext {
 
 HostTrainingContext::HostTrainingContext(Compute compute, ModelInput input, std::shared_ptr<Model> model,
                                          std::shared_ptr<Loss> loss, OptimizerOptions optimizer,
-                                         std::string run_directory, LossByName loss_by_name)
+                                         std::string run_directory, LossByName loss_by_name, bool check_gradients)
     : compute_(std::move(compute)),
       input_(input),
       model_(std::move(model)),
       loss_(std::move(loss)),
       optimizer_(std::move(optimizer)),
       run_directory_(std::move(run_directory)),
-      loss_by_name_(std::move(loss_by_name)) {}
+      loss_by_name_(std::move(loss_by_name)),
+      gradient_check_(std::make_shared<GradientCheck>(check_gradients)) {}
 
 std::shared_ptr<Loss> HostTrainingContext::make_named_loss(const std::string& name) {
   if (!loss_by_name_) throw std::runtime_error("make_named_loss('" + name + "'): this context has no plugin host");
@@ -23,17 +24,26 @@ std::shared_ptr<Loss> HostTrainingContext::make_named_loss(const std::string& na
 std::shared_ptr<Backbone> HostTrainingContext::make_backbone() {
   auto backbone = model_->make_backbone(input_);
   compute_.place(*backbone);
+  gradient_check_->name_parameters(*backbone, backbones_++ == 0 ? "backbone" : "backbone" + std::to_string(backbones_));
   return backbone;
 }
 
 std::shared_ptr<Head> HostTrainingContext::make_head(const FeatureShape& features, std::int64_t classes) {
   auto head = model_->make_head(features, classes);
   compute_.place(*head);
+  gradient_check_->name_parameters(*head, heads_++ == 0 ? "head" : "head" + std::to_string(heads_));
   return head;
 }
 
 std::unique_ptr<torch::optim::Optimizer> HostTrainingContext::make_optimizer(std::vector<torch::Tensor> parameters) {
-  return pretext::make_optimizer(optimizer_, std::move(parameters));
+  return pretext::make_optimizer(optimizer_, std::move(parameters),
+                                 gradient_check_->enabled() ? gradient_check_ : nullptr);
+}
+
+bool HostTrainingContext::gradients_finite(const torch::nn::Module& module, const std::string& name) {
+  if (!gradient_check_->enabled()) return true;
+  gradient_check_->name_parameters(module, name);  // parameters named already keep their names
+  return gradient_check_->all_finite(module.parameters());
 }
 
 torch::Tensor HostTrainingContext::autocast(const std::function<torch::Tensor()>& forward) {

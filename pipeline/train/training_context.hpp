@@ -5,6 +5,7 @@
 #include <string>
 
 #include "pipeline/train/compute.hpp"
+#include "pipeline/train/gradient_check.hpp"
 
 namespace pretext {
 
@@ -12,8 +13,11 @@ class HostTrainingContext final : public TrainingContext {
  public:
   using LossByName = std::function<std::shared_ptr<Loss>(const std::string& name)>;
 
+  /// `check_gradients` ([trainer] check_gradients): optimisers from
+  /// make_optimizer() and gradients_finite() look for NaN and infinite gradients.
   HostTrainingContext(Compute compute, ModelInput input, std::shared_ptr<Model> model, std::shared_ptr<Loss> loss,
-                      OptimizerOptions optimizer, std::string run_directory, LossByName loss_by_name = {});
+                      OptimizerOptions optimizer, std::string run_directory, LossByName loss_by_name = {},
+                      bool check_gradients = true);
 
   [[nodiscard]] torch::Device device() const override { return compute_.device; }
   [[nodiscard]] ModelInput input() const override { return input_; }
@@ -24,6 +28,10 @@ class HostTrainingContext final : public TrainingContext {
   torch::Tensor autocast(const std::function<torch::Tensor()>& forward) override;
   [[nodiscard]] std::string run_directory() const override { return run_directory_; }
   std::shared_ptr<Loss> make_named_loss(const std::string& name) override;
+  bool gradients_finite(const torch::nn::Module& module, const std::string& name) override;
+
+  /// What the checks found: the job calls throw_if_found() after each step.
+  [[nodiscard]] GradientCheck& gradient_check() { return *gradient_check_; }
 
  private:
   Compute compute_;
@@ -33,6 +41,9 @@ class HostTrainingContext final : public TrainingContext {
   OptimizerOptions optimizer_;
   std::string run_directory_;
   LossByName loss_by_name_;
+  std::shared_ptr<GradientCheck> gradient_check_;  // shared with the optimisers it made
+  int backbones_ = 0;                              // made so far, to name their parameters apart
+  int heads_ = 0;
 };
 
 /// Copies every parameter and buffer of `from` into `to` (same structure).

@@ -5,6 +5,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "pipeline/train/gradient_check.hpp"
 #include "pipeline/train/trainer.hpp"
 #include "pipeline/train/training_context.hpp"
 
@@ -49,12 +50,16 @@ TransferResult run_transfer(const TransferInputs& in, RunDirectory& dir, Progres
   if (!fixed_features) groups.push_back({backbone->parameters(), t.optimizer.lr});
   std::vector<double> base_lrs;
   for (const auto& g : groups) base_lrs.push_back(g.lr);
-  auto optimizer = make_optimizer(t.optimizer, std::move(groups));
+  // A NaN or infinite gradient skips its update and ends the mode after the step, naming the parameter.
+  const std::string phase = "transfer." + in.mode;
+  const auto gradient_check = std::make_shared<GradientCheck>(o.trainer.check_gradients);
+  gradient_check->name_parameters(*backbone, phase + ".backbone");
+  gradient_check->name_parameters(*head, phase + ".head");
+  auto optimizer = make_optimizer(t.optimizer, std::move(groups), o.trainer.check_gradients ? gradient_check : nullptr);
 
   const auto labelled = static_cast<std::int64_t>(in.split->labelled.size());
   const std::int64_t total_steps = std::max<std::int64_t>(1, (labelled / t.batch_size) * t.epochs);
   std::int64_t step = 0;
-  const std::string phase = "transfer." + in.mode;
   progress.begin_phase(phase, t.epochs, labelled / t.batch_size);
 
   TransferResult result;
@@ -85,6 +90,7 @@ TransferResult run_transfer(const TransferInputs& in, RunDirectory& dir, Progres
           optimizer->step();
           StepResult r;
           r.loss = loss.item<double>();
+          gradient_check->throw_if_found(r.loss);
           r.correct = logits.argmax(1).eq(labels).sum().item<std::int64_t>();
           r.count = images.size(0);
           return r;

@@ -135,7 +135,10 @@ class Gan final : public pretext::PretextTask, public pretext::Sampler {
       const auto loss = (*loss_)(real_logits, real_target) + (*loss_)(fake_logits, fake_target);
       d_optimizer_->zero_grad();
       loss.backward();
-      d_optimizer_->step();
+      // Its own optimisers, so its own check: a NaN gradient is skipped and the host stops the run.
+      const bool d_finite =
+          context_->gradients_finite(*backbone_, "backbone") && context_->gradients_finite(*head_, "head");
+      if (d_finite) d_optimizer_->step();
       d_loss = loss.item<double>();
       d_real = torch::sigmoid(real_logits).mean().item<double>();
       d_fake = torch::sigmoid(fake_logits).mean().item<double>();
@@ -146,7 +149,7 @@ class Gan final : public pretext::PretextTask, public pretext::Sampler {
     const auto g_loss = (*loss_)(g_logits, ones);
     g_optimizer_->zero_grad();
     g_loss.backward();
-    g_optimizer_->step();
+    if (context_->gradients_finite(*generator_, "generator")) g_optimizer_->step();
 
     pretext::StepResult result;
     result.loss = d_loss + g_loss.item<double>();
