@@ -1,6 +1,6 @@
 // Faults while pretext writes its run directory: a full disk (a file-size
 // limit, RLIMIT_FSIZE, in the child), a read-only directory (a root test
-// drops to `nobody` in the child, since root ignores permission bits), and a
+// drops the capabilities that bypass permission bits in the child), and a
 // checkpoint write that hangs while a second signal arrives. Each one must
 // end the process with a clear error or the promised exit code, and leave the
 // previous checkpoint or report exactly as it was. The CLI runs as a child
@@ -50,15 +50,6 @@ std::vector<std::string> names_in(const fs::path& dir) {
   for (const auto& entry : fs::directory_iterator(dir)) names.push_back(entry.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
-}
-
-/// Root ignores permission bits, so the child of a root test runs as nobody:
-/// the run directory must then be nobody's, to be writable where the test wants it.
-void give_to_the_child(const fs::path& dir) {
-  if (::geteuid() != 0) return;
-  ASSERT_EQ(::lchown(dir.c_str(), testing::kNobody, testing::kNobody), 0);
-  for (const auto& entry : fs::recursive_directory_iterator(dir))
-    ASSERT_EQ(::lchown(entry.path().c_str(), testing::kNobody, testing::kNobody), 0);
 }
 
 class DiskFaults : public ::testing::Test {
@@ -153,14 +144,13 @@ TEST_F(DiskFaults, ReadOnlyCheckpointDirectoryKeepsThePreviousCheckpoint) {
   interrupted_run(out, 5, kStepCheckpoints);
   const auto checkpoints = out / "checkpoints";
   const auto before = snapshot(checkpoints);
-  give_to_the_child(out);
   fs::permissions(checkpoints, fs::perms(0555));
 
   ChildLimits unprivileged;
   unprivileged.unprivileged = true;
   const auto failed = run_pretext({"resume", out.string()}, unprivileged);
   if (failed.exited && failed.code == testing::kCannotDropPrivileges)
-    GTEST_SKIP() << "root, but cannot switch to uid " << testing::kNobody << ": root ignores permission bits";
+    GTEST_SKIP() << "root, but cannot drop CAP_DAC_OVERRIDE: root ignores permission bits";
   EXPECT_EQ(failed.code, 1) << failed.output;
   EXPECT_NE(failed.output.find("pretext: error: cannot write " + (checkpoints / "step-6.pt").string() +
                                ": Permission denied"),
@@ -190,13 +180,12 @@ TEST_F(DiskFaults, FullDiskWhileWritingTheReportKeepsTheOldOne) {
 TEST_F(DiskFaults, ReadOnlyRunDirectoryFailsTheReportAndKeepsTheOldOne) {
   const auto out = finished_run();
   const auto before = snapshot(out);
-  give_to_the_child(out);
   fs::permissions(out, fs::perms(0555));
   ChildLimits unprivileged;
   unprivileged.unprivileged = true;
   const auto failed = run_pretext({"report", out.string()}, unprivileged);
   if (failed.exited && failed.code == testing::kCannotDropPrivileges)
-    GTEST_SKIP() << "root, but cannot switch to uid " << testing::kNobody << ": root ignores permission bits";
+    GTEST_SKIP() << "root, but cannot drop CAP_DAC_OVERRIDE: root ignores permission bits";
   EXPECT_EQ(failed.code, 1) << failed.output;
   EXPECT_NE(failed.output.find("cannot write " + (out / "report.html").string() + ": Permission denied"), npos)
       << failed.output;

@@ -1,7 +1,7 @@
 // The pretext binary as a child process, for tests that inject faults the
 // process itself must meet: a file-size limit (setrlimit in the child), an
-// unprivileged user (a root test drops to `nobody` in the child, since root
-// ignores permission bits), signals at chosen moments.
+// process without the power to ignore permission bits (a root test drops
+// CAP_DAC_OVERRIDE and friends in the child), signals at chosen moments.
 //
 // The child waits, after fork and before exec, until start() is called, so a
 // test can prepare files that name the child's pid first. Its stdout and
@@ -10,6 +10,8 @@
 #pragma once
 
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
 #include <grp.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -29,14 +31,12 @@
 
 namespace pretext::testing {
 
-/// The uid and gid a root test runs the child as (nobody, nogroup on Debian).
-constexpr uid_t kNobody = 65534;
 /// The child's exit status when it could not drop privileges.
 constexpr int kCannotDropPrivileges = 125;
 
 struct ChildLimits {
   rlim_t file_size = RLIM_INFINITY;  // RLIMIT_FSIZE, in bytes
-  bool unprivileged = false;         // when root: run as kNobody
+  bool unprivileged = false;         // when root: without the capabilities that bypass permission bits
 };
 
 struct ChildExit {
@@ -66,8 +66,11 @@ class PretextProcess {
         if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) ::_exit(126);
       }
       if (limits.unprivileged && ::geteuid() == 0) {
-        if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0)
-          ::_exit(kCannotDropPrivileges);
+        // Root stays root (so it can still reach a checkout in a 0700
+        // directory), but without the capabilities that ignore permission
+        // bits: dropped from the bounding set, exec does not grant them back.
+        for (const int cap : {CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER})
+          if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) ::_exit(kCannotDropPrivileges);
       }
       ::execv(PRETEXT_BINARY, argv.data());
       ::_exit(127);
