@@ -212,7 +212,7 @@ int rss_child(const std::string& source, int threads) {
   // A consumer slower than the graph, as training is, so the graph fills its
   // bound on batches in flight: the peak is then the graph's real maximum,
   // not whatever a race between producers and a trivial consumer reached.
-  constexpr double kStepSeconds = 100e-6;
+  constexpr double kStepSeconds = 1e-3;
   run_pipeline(set, threads, 0, kStepSeconds);
   std::printf("%ld %ld\n", proc_status_kib("VmHWM"), after_data);
   return 0;
