@@ -20,6 +20,7 @@
 #include "pipeline/train/job.hpp"
 #include "support/run_files.hpp"
 #include "support/synthetic_idx.hpp"
+#include "support/tiny_rotation_run.hpp"
 
 #ifndef PRETEXT_BINARY
 #error "PRETEXT_BINARY must name the pretext executable (tests/CMakeLists.txt)"
@@ -93,21 +94,7 @@ class Resume : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::fresh_temp_dir("resume");
-    const auto train = testing::write_synthetic_idx(dir_, "train", 200, 16, 4, 1);
-    const auto test = testing::write_synthetic_idx(dir_, "test", 40, 16, 4, 2);
-    config_ = dir_ / "tiny.toml";
-    // 120 unlabelled images, 4 rotations each, batches of 32: 15 steps an epoch.
-    std::ofstream(config_) << "seed = 5\nthreads = 2\n"
-                           << "[data]\nsource = \"idx\"\npath = \"" << train.images.string() << "\"\n"
-                           << "test_path = \"" << test.images.string() << "\"\n"
-                           << "labelled = 40\nvalidation = 40\npad_to = 16\n"
-                           << "[pipeline]\nthreads = 2\n"
-                           << "[trainer]\nautocast = \"none\"\n"
-                           << "[model]\nplugin = \"conv4\"\nwidth = 4\n"
-                           << "[pretext]\nplugin = \"rotation\"\nepochs = 2\nbatch_size = 32\nlr = 0.003\n"
-                           << "stages = [{ name = \"color_jitter\" }]\n"
-                           << "[transfer]\nmodes = [\"finetuned\"]\nepochs = 1\nbatch_size = 16\n"
-                           << "[evaluation]\nlinear_probe_iterations = 10\nrandom_init = false\n";
+    config_ = testing::write_tiny_rotation_run(dir_, "stages = [{ name = \"color_jitter\" }]\n");
   }
   void TearDown() override { fs::remove_all(dir_); }
 
