@@ -26,7 +26,7 @@ data::ImageSet synthetic_images(std::size_t count) {
     for (int b = 0; b < 8; ++b) set.pixels[i + b] = static_cast<std::uint8_t>(word >> (8 * b));
   }
   for (; i < set.pixels.size(); ++i) set.pixels[i] = static_cast<std::uint8_t>(rng.next());
-  for (std::size_t k = 0; k < count; ++k) set.labels[k] = static_cast<std::int64_t>(k % 10);
+  for (std::size_t k = 0; k < count; ++k) set.labels[k] = static_cast<pretext::data::Label>(k % 10);
   return set;
 }
 

@@ -20,7 +20,7 @@ constexpr std::size_t kChunk = 256;
 
 struct FileEntry {
   fs::path path;
-  std::int64_t label;
+  Label label;
 };
 
 std::vector<fs::path> images_below(const fs::path& dir) {
@@ -44,7 +44,7 @@ std::vector<FileEntry> list_files(const fs::path& root, bool labelled, std::vect
     const auto class_files = images_below(root / classes[label]);
     if (class_files.empty())
       throw InputError((root / classes[label]).string() + ": class folder holds no .png/.jpg/.jpeg images");
-    for (const auto& path : class_files) files.push_back({path, static_cast<std::int64_t>(label)});
+    for (const auto& path : class_files) files.push_back({path, static_cast<Label>(label)});
   }
   return files;
 }

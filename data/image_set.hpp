@@ -16,10 +16,15 @@
 
 namespace pretext::data {
 
+/// A class label as a dataset holds it: 0-based, -1 when unknown. 32 bits
+/// because labels are per-image metadata that stays resident even when the
+/// pixels are streamed; packed files still store them as int64.
+using Label = std::int32_t;
+
 struct ImageSet {
   ImageShape shape;                  // of every image
   std::vector<std::uint8_t> pixels;  // size() * shape.numel() bytes, image-major, CHW; unused when external
-  std::vector<std::int64_t> labels;  // one per image, 0-based; -1 when unknown
+  std::vector<Label> labels;         // one per image, 0-based; -1 when unknown
   std::string origin;                // the file(s) it came from, for messages
   // Pixels held elsewhere (a memory-mapped packed file), read in place with
   // no copy: same layout as `pixels`; `storage` keeps them alive.

@@ -10,6 +10,7 @@
 #include <array>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "pipeline/errors.hpp"
@@ -185,7 +186,8 @@ void write_packed(const fs::path& file, const ImageSet& set, const std::vector<s
   h.label_bytes = h.count * sizeof(std::int64_t);
   h.classes_offset = names.empty() ? 0 : align(h.label_offset + h.label_bytes);
   h.classes_bytes = names.size();
-  const auto* labels = reinterpret_cast<const std::uint8_t*>(set.labels.data());
+  const std::vector<std::int64_t> stored_labels(set.labels.begin(), set.labels.end());  // int64 on disk
+  const auto* labels = reinterpret_cast<const std::uint8_t*>(stored_labels.data());
   h.checksum = checksum(set.data(), h.pixel_bytes, labels, h.label_bytes);
 
   commit_file_atomically(file, [&](const fs::path& temporary) {
@@ -282,7 +284,14 @@ PackedDataset read_packed(const fs::path& file, bool verify_checksum, PackedAcce
   ImageSet& set = result.images;
   set.shape = ImageShape{static_cast<int>(h.channels), static_cast<int>(h.height), static_cast<int>(h.width)};
   set.labels.resize(h.count);
-  std::memcpy(set.labels.data(), labels, h.label_bytes);
+  for (std::uint64_t i = 0; i < h.count; ++i) {
+    std::int64_t label = 0;
+    std::memcpy(&label, labels + i * sizeof label, sizeof label);
+    if (label < -1 || label > std::numeric_limits<Label>::max())
+      fail("expected every label to be -1 (unknown) or in 0.." + std::to_string(std::numeric_limits<Label>::max()) +
+           ", found " + std::to_string(label) + " at index " + std::to_string(i));
+    set.labels[i] = static_cast<Label>(label);
+  }
   set.origin = name;
   if (h.classes_offset != 0) {
     std::istringstream lines(std::string(reinterpret_cast<const char*>(bytes + h.classes_offset), h.classes_bytes));

@@ -215,7 +215,7 @@ bool is_real_numeric(const matvar_t& var) {
 }
 
 /// Reads y (labels 1..10, 10 meaning digit 0) and returns digits 0..9.
-std::vector<std::int64_t> read_svhn_labels(mat_t* mat, const fs::path& file, std::size_t image_count) {
+std::vector<Label> read_svhn_labels(mat_t* mat, const fs::path& file, std::size_t image_count) {
   const MatVar info = require_variable_info(mat, file, "y");
   if (!is_real_numeric(*info)) {
     fail(file, "expected y to be a real numeric vector, found " + std::string(info->isComplex ? "complex " : "") +
@@ -229,7 +229,7 @@ std::vector<std::int64_t> read_svhn_labels(mat_t* mat, const fs::path& file, std
   const MatVar y(Mat_VarRead(mat, "y"));
   if (!y || y->data == nullptr) fail(file, "cannot read the data of y; the file may be corrupt");
 
-  std::vector<std::int64_t> labels(count);
+  std::vector<Label> labels(count);
   for (std::size_t i = 0; i < count; ++i) {
     const double value = numeric_element(*y, i);
     if (!(value >= 1.0 && value <= 10.0) || value != std::floor(value)) {
@@ -238,7 +238,7 @@ std::vector<std::int64_t> read_svhn_labels(mat_t* mat, const fs::path& file, std
            << i << " (0-based)";
       fail(file, text.str());
     }
-    labels[i] = static_cast<std::int64_t>(value) % 10;
+    labels[i] = static_cast<Label>(value) % 10;
   }
   return labels;
 }
@@ -300,7 +300,7 @@ ImageSet load_svhn_mat(const std::filesystem::path& file) {
   // Check everything cheap before reading hundreds of megabytes of pixels.
   const MatVar x_info = require_variable_info(mat.get(), file, "X");
   const std::size_t image_count = require_svhn_images(*x_info, file);
-  std::vector<std::int64_t> labels = read_svhn_labels(mat.get(), file, image_count);
+  std::vector<Label> labels = read_svhn_labels(mat.get(), file, image_count);
 
   ImageSet set;
   set.shape = ImageShape{kChannels, kSide, kSide};

@@ -81,7 +81,7 @@ const std::vector<std::uint8_t> kPixels = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
 void expect_small_idx_set(const ImageSet& set) {
   EXPECT_EQ(set.shape, (ImageShape{1, 2, 3}));
   EXPECT_EQ(set.pixels, kPixels);
-  EXPECT_EQ(set.labels, (std::vector<std::int64_t>{9, 0, 4}));
+  EXPECT_EQ(set.labels, (std::vector<pretext::data::Label>{9, 0, 4}));
 }
 
 TEST(Idx, RoundTripsRawFiles) {

@@ -23,7 +23,7 @@ data::ImageSet numbered_images(std::size_t count) {
   set.labels.resize(count);
   for (std::size_t i = 0; i < count; ++i) {
     std::fill_n(set.pixels.begin() + static_cast<std::ptrdiff_t>(i * 16), 16, static_cast<std::uint8_t>(i));
-    set.labels[i] = static_cast<std::int64_t>(i % 10);
+    set.labels[i] = static_cast<pretext::data::Label>(i % 10);
   }
   return set;
 }

@@ -316,7 +316,7 @@ TEST_F(Export, EmbeddingDataFromAConfigOrAFileWithoutLabels) {
   fs::copy_file(train_->images, unlabelled, fs::copy_options::overwrite_existing);
   const data::ImageSet without = load_embedding_data(unlabelled);
   EXPECT_EQ(without.pixels, from_file.pixels);
-  EXPECT_EQ(without.labels, std::vector<std::int64_t>(kImages, -1));
+  EXPECT_EQ(without.labels, std::vector<data::Label>(kImages, -1));
 
   std::ofstream(*dir_ / "typo.toml") << "[data]\npaht = \"x\"\n";
   EXPECT_THROW(load_embedding_data(*dir_ / "typo.toml"), ConfigError);

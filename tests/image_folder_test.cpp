@@ -57,7 +57,7 @@ TEST_F(ImageFolder, ClassFoldersMapToSortedLabelsAndFilesToSortedOrder) {
   const FolderDataset folder = load_image_folder(dir_, options());
   // Byte order: upper case sorts first.
   EXPECT_EQ(folder.classes, (std::vector<std::string>{"Mouse", "ant", "zebra"}));
-  EXPECT_EQ(folder.images.labels, (std::vector<std::int64_t>{0, 1, 1, 2, 2}));
+  EXPECT_EQ(folder.images.labels, (std::vector<pretext::data::Label>{0, 1, 1, 2, 2}));
   // Within a class, by path: "ant/deeper/y.png" < "ant/x.PNG".
   EXPECT_EQ(first_pixels(folder.images), (std::vector<int>{20, 11, 10, 30, 31}));
   EXPECT_EQ(folder.images.shape, (ImageShape{1, 2, 2}));
@@ -72,7 +72,7 @@ TEST_F(ImageFolder, UnlabelledLayoutTakesEveryImageWithUnknownLabels) {
   image("3.png", 3);
   const FolderDataset folder = load_image_folder(dir_, options(false));
   EXPECT_TRUE(folder.classes.empty());
-  EXPECT_EQ(folder.images.labels, (std::vector<std::int64_t>{-1, -1, -1}));
+  EXPECT_EQ(folder.images.labels, (std::vector<pretext::data::Label>{-1, -1, -1}));
   EXPECT_EQ(first_pixels(folder.images), (std::vector<int>{3, 1, 2}));  // "3.png" < "a/..." < "b/..."
 }
 
@@ -94,7 +94,7 @@ TEST_F(ImageFolder, SkipPolicyCountsAndNamesEachBadFile) {
   EXPECT_NE(reports_[1].find("truncated.png"), std::string::npos) << reports_[1];
   // The good images keep their labels.
   EXPECT_EQ(first_pixels(folder.images), (std::vector<int>{1, 2, 3}));
-  EXPECT_EQ(folder.images.labels, (std::vector<std::int64_t>{0, 0, 1}));
+  EXPECT_EQ(folder.images.labels, (std::vector<pretext::data::Label>{0, 0, 1}));
 }
 
 TEST_F(ImageFolder, FailPolicyThrowsNamingTheFirstBadFile) {

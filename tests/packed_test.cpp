@@ -27,7 +27,7 @@ ImageSet random_set(std::size_t count, ImageShape shape, std::uint32_t seed) {
   set.shape = shape;
   set.pixels.resize(count * shape.numel());
   for (auto& p : set.pixels) p = static_cast<std::uint8_t>(rng());
-  for (std::size_t i = 0; i < count; ++i) set.labels.push_back(static_cast<std::int64_t>(rng() % 7) - 1);
+  for (std::size_t i = 0; i < count; ++i) set.labels.push_back(static_cast<pretext::data::Label>(rng() % 7) - 1);
   set.origin = "random";
   return set;
 }
@@ -168,6 +168,20 @@ TEST_F(Packed, InconsistentSectionSizesAreReported) {
   const std::uint64_t count = 6;  // one more image than the sections hold
   patch(16, &count, 8);
   expect_error("section sizes disagree");
+}
+
+// Labels are int64 on disk but 32-bit in memory (data::Label): a label that
+// does not fit, or a negative one other than -1 (unknown), is refused by index.
+TEST_F(Packed, LabelsOutsideTheLabelRangeAreReported) {
+  std::uint64_t label_offset = 0;
+  std::memcpy(&label_offset, testing::read_bytes(file_).data() + 64, 8);
+  const std::int64_t too_large = std::int64_t{1} << 40;
+  patch(label_offset + 3 * 8, &too_large, 8);
+  expect_error("expected every label to be -1 (unknown) or in 0..2147483647, found 1099511627776 at index 3", false);
+  const std::int64_t minus_two = -2;
+  patch(label_offset + 3 * 8, &minus_two, 8);
+  expect_error("found -2 at index 3", false);
+  expect_error("checksum mismatch", true);  // checked first: a corrupt file is named as such
 }
 
 // Found by fuzz/packed_fuzz.cpp (tests/fuzz/corpus/packed/crash-class-section-wraps):

@@ -118,7 +118,7 @@ TEST(SvhnMat, ReadsColumnMajorXAsPlanarChwAndLabelTenAsZero) {
   EXPECT_EQ(set.pixels[1 * 3072 + 2 * 1024 + 5 * 32 + 7], svhn_value(5, 7, 2, 1));
   EXPECT_EQ(set.pixels[2 * 3072 + 1 * 1024 + 31 * 32 + 0], svhn_value(31, 0, 1, 2));
   EXPECT_EQ(set.image(2)[3071], svhn_value(31, 31, 2, 2));
-  EXPECT_EQ(set.labels, (std::vector<std::int64_t>{0, 1, 7}));
+  EXPECT_EQ(set.labels, (std::vector<pretext::data::Label>{0, 1, 7}));
   EXPECT_EQ(set.origin, file.string());
 }
 
@@ -128,7 +128,7 @@ TEST(SvhnMat, ReadsZlibCompressedV5LikeThePublishedFiles) {
   write_svhn(file, {3, 10, 9, 2}, MAT_FT_MAT5, MAT_COMPRESSION_ZLIB);
   const ImageSet set = pretext::data::load_svhn_mat(file);
   expect_svhn_layout(set, 4);
-  EXPECT_EQ(set.labels, (std::vector<std::int64_t>{3, 0, 9, 2}));
+  EXPECT_EQ(set.labels, (std::vector<pretext::data::Label>{3, 0, 9, 2}));
 }
 
 TEST(SvhnMat, ReadsV73HdfFiles) {
@@ -138,7 +138,7 @@ TEST(SvhnMat, ReadsV73HdfFiles) {
   write_svhn(file, {10, 5}, MAT_FT_MAT73);
   const ImageSet set = pretext::data::load_svhn_mat(file);
   expect_svhn_layout(set, 2);
-  EXPECT_EQ(set.labels, (std::vector<std::int64_t>{0, 5}));
+  EXPECT_EQ(set.labels, (std::vector<pretext::data::Label>{0, 5}));
 }
 
 TEST(SvhnMat, ReadsOneImageStoredAs32x32x3) {
@@ -154,7 +154,7 @@ TEST(SvhnMat, ReadsOneImageStoredAs32x32x3) {
   }
   const ImageSet set = pretext::data::load_svhn_mat(file);
   expect_svhn_layout(set, 1);
-  EXPECT_EQ(set.labels, (std::vector<std::int64_t>{4}));
+  EXPECT_EQ(set.labels, (std::vector<pretext::data::Label>{4}));
 }
 
 TEST(SvhnMat, AcceptsLabelsOfAnyNumericClass) {
@@ -167,7 +167,7 @@ TEST(SvhnMat, AcceptsLabelsOfAnyNumericClass) {
     writer.add("X", MAT_C_UINT8, MAT_T_UINT8, {32, 32, 3, 2}, x.data());
     writer.add("y", MAT_C_UINT8, MAT_T_UINT8, {2, 1}, labels.data());
   }
-  EXPECT_EQ(pretext::data::load_svhn_mat(file).labels, (std::vector<std::int64_t>{0, 8}));
+  EXPECT_EQ(pretext::data::load_svhn_mat(file).labels, (std::vector<pretext::data::Label>{0, 8}));
 }
 
 TEST(SvhnMatErrors, MissingFile) {

@@ -110,7 +110,7 @@ Embedding embed(const SavedRun& run, const SavedNetworks& networks, data::ImageS
 
   Embedding out;
   out.features = torch::empty({count, dim}, torch::kFloat);
-  out.labels = images.labels;
+  out.labels.assign(images.labels.begin(), images.labels.end());
   std::vector<std::uint32_t> indices;
   for (std::int64_t start = 0; start < count; start += batch_size) {
     const std::int64_t end = std::min(start + batch_size, count);
