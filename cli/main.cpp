@@ -4,10 +4,7 @@
 // Exit codes: 0 success; 2 usage, config, input or plugin error; 130/143 stopped
 // by SIGINT/SIGTERM after a checkpoint; 1 anything else (a write that failed
 // for want of space or permission included: "cannot write FILE: REASON").
-#include <malloc.h>
-
 #include <csignal>
-#include <cstdlib>
 #include <iostream>
 #include <string>
 
@@ -15,24 +12,11 @@
 #include "cli/commands.hpp"
 #include "pipeline/errors.hpp"
 #include "pipeline/plugin_host/plugin_host.hpp"
+#include "pipeline/run/memory_allocator.hpp"
 
 namespace {
 
 using pretext::cli::Arguments;
-
-// LibTorch allocates every activation and gradient afresh with malloc. With
-// glibc's defaults, blocks above a (dynamic) mmap threshold are mapped and
-// unmapped each time and a freed heap top is trimmed, so each step faults
-// its pages back in: the quickstart took 10.7 M page faults and 27 s of
-// system time in 60 s. Keeping freed memory for reuse cut that to 0.16 M and
-// 1.6 s, and halved feature extraction and transfer time (docs/performance.md).
-// A user's own GLIBC_TUNABLES for malloc take precedence.
-void keep_freed_memory_for_reuse() {
-  const char* tunables = std::getenv("GLIBC_TUNABLES");
-  if (tunables != nullptr && std::string(tunables).find("glibc.malloc.") != std::string::npos) return;
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);  // blocks under 1 GiB come from the heap
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);  // and stay mapped once freed
-}
 
 struct Command {
   const char* name;
@@ -156,7 +140,7 @@ int main(int argc, char** argv) {
   // like a full disk ("cannot write FILE: File too large", exit 1), instead
   // of SIGXFSZ killing the process with a core dump mid-checkpoint.
   std::signal(SIGXFSZ, SIG_IGN);
-  keep_freed_memory_for_reuse();
+  pretext::keep_freed_memory_for_reuse();  // docs/performance.md
   try {
     return dispatch(argc, argv);
   } catch (const pretext::UsageError& e) {
