@@ -15,6 +15,7 @@
 #include "pipeline/train/job.hpp"
 #include "pipeline/train/training_context.hpp"
 #include "support/builtin_plugin_fixture.hpp"
+#include "support/diverging_run.hpp"
 #include "support/synthetic_idx.hpp"
 
 namespace pretext {
@@ -219,16 +220,7 @@ class NanGradientRun : public ::testing::Test {
 
   /// Runs until TrainingDiverged; its message ("" and a failure if the run finished).
   std::string diverge(const fs::path& out, const std::vector<std::string>& overrides) {
-    Job job(JobRequest{config_, overrides, out});
-    std::ostringstream log;
-    Progress progress(log, false);
-    try {
-      job.run(progress);
-    } catch (const TrainingDiverged& e) {
-      return e.what();
-    }
-    ADD_FAILURE() << "expected TrainingDiverged";
-    return {};
+    return testing::run_until_diverged(JobRequest{config_, overrides, out});
   }
 
   /// The nan_gradient task's step counter and backbone in a checkpoint or pretext.pt.

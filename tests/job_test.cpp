@@ -10,6 +10,7 @@
 #include "pipeline/errors.hpp"
 #include "pipeline/run/png_grid.hpp"
 #include "pipeline/train/trainer.hpp"
+#include "support/diverging_run.hpp"
 #include "support/run_files.hpp"
 #include "support/synthetic_idx.hpp"
 
@@ -209,22 +210,11 @@ TEST_F(TinyRun, DivergingLossStopsTheRunAndKeepsTheLastGoodCheckpoint) {
   const std::vector<std::string> overrides = {"plugins.search_path=[\"" PRETEXT_TEST_PLUGIN_DIR "\"]",
                                               "pretext.plugin=diverging", "pretext.nan_after_steps=12",
                                               "pretext.epochs=3", "pretext.stages=[]"};
-  const auto good = [&] {
-    Job job(JobRequest{config_, overrides, out});
-    std::ostringstream log;
-    Progress progress(log, false);
-    try {
-      job.run(progress);
-    } catch (const TrainingDiverged& e) {
-      const std::string message = e.what();
-      EXPECT_NE(message.find("loss is nan"), std::string::npos) << message;
-      EXPECT_NE(message.find("epoch 2, step 5"), std::string::npos) << message;
-      EXPECT_NE(message.find("from epoch 1"), std::string::npos) << message;
-      return true;
-    }
-    return false;
-  }();
-  ASSERT_TRUE(good) << "expected TrainingDiverged";
+  const std::string message = testing::run_until_diverged(JobRequest{config_, overrides, out});
+  ASSERT_FALSE(message.empty()) << "expected TrainingDiverged";
+  EXPECT_NE(message.find("loss is nan"), std::string::npos) << message;
+  EXPECT_NE(message.find("epoch 2, step 5"), std::string::npos) << message;
+  EXPECT_NE(message.find("from epoch 1"), std::string::npos) << message;
   ASSERT_TRUE(fs::exists(out / "pretext.pt"));
   torch::serialize::InputArchive archive;
   archive.load_from((out / "pretext.pt").string());
