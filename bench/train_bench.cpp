@@ -20,10 +20,10 @@
 #include <unistd.h>
 
 #include "bench/bench_support.hpp"
-#include "pipeline/errors.hpp"
-#include "pipeline/run/memory_allocator.hpp"
-#include "pipeline/run/progress.hpp"
-#include "pipeline/run/run_directory.hpp"
+#include "common/errors.hpp"
+#include "cli/memory_allocator.hpp"
+#include "pipeline/train/progress.hpp"
+#include "pipeline/artefacts/run_directory.hpp"
 #include "pipeline/train/job.hpp"
 
 namespace {
@@ -172,7 +172,7 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  pretext::keep_freed_memory_for_reuse();  // as `pretext` itself does
+  pretext::cli::keep_freed_memory_for_reuse();  // as `pretext` itself does
   Settings settings;
   try {
     const std::vector<std::string> args(argv + 1, argv + argc);

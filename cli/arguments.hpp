@@ -1,4 +1,4 @@
-// Command-line arguments shared by every `pretext` subcommand.
+// Command-line arguments of a `pretext` subcommand, parsed with CLI11.
 #pragma once
 
 #include <cstdint>
@@ -32,7 +32,11 @@ struct Arguments {
   [[nodiscard]] std::filesystem::path single(const std::string& what) const;
 };
 
-/// Flags that take a value, and boolean flags; any other "--flag" is an error.
+/// argv as `pretext COMMAND [ARGUMENT | --FLAG VALUE | --FLAG=VALUE | --SWITCH]...`.
+/// Each command takes only its own flags (the table in arguments.cpp); options
+/// go after the command. An unknown command, a flag the command does not take,
+/// a missing value or a value given to a switch is a UsageError. Leaves
+/// `command` empty when there is none; -h/--help only sets `help`.
 Arguments parse_arguments(int argc, char** argv);
 
 }  // namespace pretext::cli

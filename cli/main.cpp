@@ -4,15 +4,15 @@
 // Exit codes: 0 success; 2 usage, config, input or plugin error; 130/143 stopped
 // by SIGINT/SIGTERM after a checkpoint; 1 anything else (a write that failed
 // for want of space or permission included: "cannot write FILE: REASON").
+// The mapping from error type to code lives in common/errors.hpp.
 #include <csignal>
 #include <iostream>
 #include <string>
 
 #include "cli/arguments.hpp"
 #include "cli/commands.hpp"
-#include "pipeline/errors.hpp"
-#include "pipeline/plugin_host/plugin_host.hpp"
-#include "pipeline/run/memory_allocator.hpp"
+#include "cli/memory_allocator.hpp"
+#include "common/errors.hpp"
 
 namespace {
 
@@ -45,12 +45,13 @@ const Command kCommands[] = {
      "    equal those of an uninterrupted run.\n"},
     {"config", pretext::cli::config_command,
      "pretext config CONFIG [--set KEY=VALUE ...]\n"
-     "    Validates CONFIG (plugins included) and prints it resolved: defaults\n"
-     "    filled in and overrides applied.\n"},
+     "    Validates CONFIG (plugins included; the data files are not read) and\n"
+     "    prints it resolved: defaults filled in and overrides applied.\n"},
     {"sample", pretext::cli::sample_command,
      "pretext sample RUN_DIR [--count N] --out FILE.png\n"
      "    Images from the generator of a finished run whose pretext task\n"
-     "    generates (the GAN), as a grid, 8 per row (default N: 64).\n"},
+     "    generates (the GAN), as a grid, 8 per row (default N: 64). Reads the\n"
+     "    run's config.toml, model.toml and pretext.pt, not its data.\n"},
     {"export", pretext::cli::export_command,
      "pretext export RUN_DIR [--mode pretext|fixed|finetuned|scratch] --out FILE.pt\n"
      "    A run's networks as a PyTorch state dict (torch.load reads it): the\n"
@@ -125,6 +126,8 @@ int dispatch(int argc, char** argv) {
     return args.help ? 0 : 2;
   }
   const Command* command = find_command(args.command);
+  // parse_arguments refuses unknown commands already; this catches one that
+  // arguments.cpp's flag table has and this table lacks.
   if (command == nullptr) throw pretext::UsageError("unknown command '" + args.command + "' (try pretext --help)");
   if (args.help) {
     print_usage(std::cout, command);
@@ -140,27 +143,14 @@ int main(int argc, char** argv) {
   // like a full disk ("cannot write FILE: File too large", exit 1), instead
   // of SIGXFSZ killing the process with a core dump mid-checkpoint.
   std::signal(SIGXFSZ, SIG_IGN);
-  pretext::keep_freed_memory_for_reuse();  // docs/performance.md
+  pretext::cli::keep_freed_memory_for_reuse();  // docs/performance.md
   try {
     return dispatch(argc, argv);
-  } catch (const pretext::UsageError& e) {
-    std::cerr << "pretext: " << e.what() << '\n';
-    return 2;
-  } catch (const pretext::ConfigError& e) {
-    std::cerr << "pretext: config error: " << e.what() << '\n';
-    return 2;
-  } catch (const pretext::InputError& e) {
-    std::cerr << "pretext: input error: " << e.what() << '\n';
-    return 2;
-  } catch (const pretext::PluginError& e) {
-    std::cerr << "pretext: plugin error: " << e.what() << '\n';
-    return 2;
-  } catch (const pretext::PluginFault& e) {
-    // A plugin threw while running: its code failed, not the config (exit 1).
-    std::cerr << "pretext: plugin fault: " << e.what() << '\n';
-    return 1;
   } catch (const std::exception& e) {
-    std::cerr << "pretext: error: " << e.what() << '\n';
-    return 1;
+    // Which exit code and words each error type gets: common/errors.hpp.
+    const pretext::ErrorReport report = pretext::report_of(e);
+    std::cerr << "pretext: " << (*report.kind != '\0' ? std::string(report.kind) + ": " : std::string()) << e.what()
+              << '\n';
+    return report.exit_code;
   }
 }

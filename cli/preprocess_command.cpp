@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
-#include "pipeline/run/preprocess.hpp"
+#include "data/preprocess.hpp"
 #include "pipeline/train/job.hpp"
 
 namespace pretext::cli {
@@ -13,7 +13,7 @@ int preprocess_command(const Arguments& args) {
   // made for a config that can run; the data itself is loaded here.
   JobRequest request{args.single("CONFIG file"), args.overrides, {}, false};
   const Job job(request);
-  preprocess_to_packed(job.options().data, out, std::cerr);
+  data::preprocess_to_packed(job.options().data, out, std::cerr);
   std::cout << out.string() << '\n';
   return 0;
 }

@@ -6,7 +6,8 @@
 
 #include "cli/commands.hpp"
 #include "cli/interruptible_run.hpp"
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
+#include "pipeline/artefacts/run_directory.hpp"
 
 namespace pretext::cli {
 namespace {
@@ -40,7 +41,7 @@ int run_interruptibly(JobRequest request) {
     std::cerr << "\npretext: " << e.what() << '\n';
     return 128 + e.signal();
   }
-  std::cout << (job.run_directory() / "summary.json").string() << '\n';
+  std::cout << artefacts::RunLayout(job.run_directory()).summary_json().string() << '\n';
   return 0;
 }
 
@@ -48,9 +49,10 @@ int resume_command(const Arguments& args) {
   const std::filesystem::path run_dir = args.single("RUN_DIR");
   if (!args.overrides.empty())
     throw UsageError("'pretext resume' takes no --set: a run continues with its own config.toml");
-  if (!std::filesystem::is_regular_file(run_dir / "config.toml"))
+  const artefacts::RunLayout layout(run_dir);
+  if (!std::filesystem::is_regular_file(layout.config()))
     throw InputError(run_dir.string() + " holds no run to resume (no config.toml)");
-  JobRequest request{run_dir / "config.toml", {}, run_dir};
+  JobRequest request{layout.config(), {}, run_dir};
   request.resume = true;
   return run_interruptibly(request);
 }

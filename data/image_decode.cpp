@@ -19,7 +19,7 @@
 #include <jpeglib.h>
 #include <png.h>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 namespace pretext::data {
 namespace {

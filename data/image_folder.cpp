@@ -8,7 +8,7 @@
 
 #include <oneapi/tbb/flow_graph.h>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 namespace pretext::data {
 namespace fs = std::filesystem;

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "data/image_set.hpp"
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 namespace pretext::data {
 

@@ -9,7 +9,7 @@
 #include <system_error>
 #include <vector>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 namespace pretext::data {
 namespace {

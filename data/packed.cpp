@@ -9,12 +9,11 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <sstream>
 
-#include "pipeline/errors.hpp"
-#include "pipeline/run/run_directory.hpp"
+#include "common/errors.hpp"
+#include "common/atomic_file.hpp"
 
 // Labels are mapped as int64 in host order; the format says little-endian.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the packed format is read in place on little-endian hosts");
@@ -190,23 +189,21 @@ void write_packed(const fs::path& file, const ImageSet& set, const std::vector<s
   const auto* labels = reinterpret_cast<const std::uint8_t*>(stored_labels.data());
   h.checksum = checksum(set.data(), h.pixel_bytes, labels, h.label_bytes);
 
-  commit_file_atomically(file, [&](const fs::path& temporary) {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    const auto header = encode(h);
-    std::uint64_t at = 0;
-    auto write_at = [&](std::uint64_t offset, const void* data, std::uint64_t bytes) {
-      static const char kZeros[kAlignment] = {};
-      out.write(kZeros, static_cast<std::streamsize>(offset - at));
-      out.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
-      at = offset + bytes;
-    };
-    write_at(0, header.data(), header.size());
-    write_at(h.pixel_offset, set.data(), h.pixel_bytes);
-    write_at(h.label_offset, labels, h.label_bytes);
-    if (!names.empty()) write_at(h.classes_offset, names.data(), names.size());
-    out.close();
-    if (!out) throw std::runtime_error(temporary.string() + ": could not write the packed file (disk full?)");
-  });
+  // Errors name the file and the OS's reason ("No space left on device").
+  AtomicFile out(file);
+  const auto header = encode(h);
+  std::uint64_t at = 0;
+  auto write_at = [&](std::uint64_t offset, const void* data, std::uint64_t bytes) {
+    static const char kZeros[kAlignment] = {};
+    out.append(kZeros, static_cast<std::size_t>(offset - at));
+    out.append(data, static_cast<std::size_t>(bytes));
+    at = offset + bytes;
+  };
+  write_at(0, header.data(), header.size());
+  write_at(h.pixel_offset, set.data(), h.pixel_bytes);
+  write_at(h.label_offset, labels, h.label_bytes);
+  if (!names.empty()) write_at(h.classes_offset, names.data(), names.size());
+  out.commit();
 }
 
 PackedDataset read_packed(const fs::path& file, bool verify_checksum, PackedAccess access) {

@@ -2,7 +2,7 @@
 
 #include <numeric>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 #include "pretext/image.hpp"
 
 namespace pretext::data {

@@ -18,7 +18,7 @@
 
 #include "data/image_set.hpp"
 #include "data/mat_v5_check.hpp"
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 namespace pretext::data {
 namespace {

@@ -20,8 +20,8 @@
 #include "fuzz/expected_error.hpp"
 #include "pipeline/config/document.hpp"
 #include "pipeline/config/section.hpp"
-#include "pipeline/errors.hpp"
-#include "pipeline/run/run_options.hpp"
+#include "common/errors.hpp"
+#include "pipeline/config/run_options.hpp"
 
 namespace {
 

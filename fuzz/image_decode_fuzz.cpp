@@ -15,7 +15,7 @@
 
 #include "data/image_decode.hpp"
 #include "fuzz/expected_error.hpp"
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::vector<std::uint8_t> bytes(data, data + size);

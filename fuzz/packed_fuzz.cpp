@@ -15,7 +15,7 @@
 #include "data/packed.hpp"
 #include "fuzz/expected_error.hpp"
 #include "fuzz/memory_file.hpp"
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 namespace {
 

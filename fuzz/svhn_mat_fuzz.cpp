@@ -14,7 +14,7 @@
 #include "data/image_set.hpp"
 #include "fuzz/expected_error.hpp"
 #include "fuzz/memory_file.hpp"
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
   // HDF5 would otherwise try to flock() the memory file for every v7.3 input.

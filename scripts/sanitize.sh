@@ -4,10 +4,11 @@
 #   scripts/sanitize.sh [asan|tsan|all]     (default: all)
 #
 #   asan  AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer included): every
-#         GoogleTest executable, pretext_unit_tests and pretext_torch_tests, with the plugins
+#         GoogleTest executable, pretext_data_tests, pretext_unit_tests and pretext_torch_tests,
+#         with the plugins
 #         and the pretext binary that the tests load and run (all instrumented).
-#   tsan  ThreadSanitizer: pretext_unit_tests (the flow graphs, stages, image ops and data
-#         readers; the LibTorch tests are not run under it).
+#   tsan  ThreadSanitizer: pretext_data_tests and pretext_unit_tests (the data readers, flow
+#         graphs, stages and image ops; the LibTorch tests are not run under it).
 #
 # Only those targets are built, in build/asan and build/tsan (the directories of the CMake
 # presets of the same names; PRETEXT_ASAN_BUILD_DIR / PRETEXT_TSAN_BUILD_DIR override them).
@@ -46,7 +47,7 @@ run_asan() {
   local dir=${PRETEXT_ASAN_BUILD_DIR:-build/asan} start=$SECONDS
   # -O1 and line tables only (-g1, inlined frames included): enough for every report, and
   # the LibTorch translation units compile three times faster than at -O2 -g.
-  configure_and_build "$dir" address,undefined "-O1 -g1 -DNDEBUG" pretext_unit_tests pretext_torch_tests
+  configure_and_build "$dir" address,undefined "-O1 -g1 -DNDEBUG" pretext_data_tests pretext_unit_tests pretext_torch_tests
   echo "sanitize: asan build took $((SECONDS - start)) s"
   start=$SECONDS
   # sdk.InstallAndBuildTemplate installs and builds an outside project, docs.* only reads
@@ -58,10 +59,10 @@ run_asan() {
 run_tsan() {
   local dir=${PRETEXT_TSAN_BUILD_DIR:-build/tsan} start=$SECONDS
   # Full debug information: the suppressions in tsan.supp match inlined oneTBB frames.
-  configure_and_build "$dir" thread "-O2 -g -DNDEBUG" pretext_unit_tests
+  configure_and_build "$dir" thread "-O2 -g -DNDEBUG" pretext_data_tests pretext_unit_tests
   echo "sanitize: tsan build took $((SECONDS - start)) s"
   start=$SECONDS
-  # Only pretext_unit_tests is built here; CTest lists the others as *_NOT_BUILT.
+  # Only pretext_data_tests and pretext_unit_tests are built here; CTest lists the others as *_NOT_BUILT.
   ctest --test-dir "$dir" --output-on-failure -j "$(nproc)" --timeout 900 -E '_NOT_BUILT$|^sdk\.|^docs\.'
   echo "sanitize: tsan tests took $((SECONDS - start)) s"
 }

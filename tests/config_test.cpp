@@ -13,7 +13,7 @@
 #include "pipeline/config/document.hpp"
 #include "pipeline/config/section.hpp"
 #include "pipeline/config/suggest.hpp"
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 namespace pretext::config {
 namespace {

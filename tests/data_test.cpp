@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "data/image_set.hpp"
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 #include "support/loader_test_support.hpp"
 
 namespace fs = std::filesystem;

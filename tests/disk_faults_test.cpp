@@ -20,7 +20,8 @@
 #include <sstream>
 #include <thread>
 
-#include "pipeline/run/run_directory.hpp"
+#include "common/atomic_file.hpp"
+#include "pipeline/artefacts/run_directory.hpp"
 #include "pipeline/train/checkpoint.hpp"
 #include "pipeline/train/job.hpp"
 #include "support/pretext_process.hpp"

@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "pipeline/config/section.hpp"
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 #include "pipeline/plugin_host/plugin_host.hpp"
 #include "pipeline/train/job.hpp"
 #include "support/synthetic_idx.hpp"

@@ -12,8 +12,8 @@
 #include <sstream>
 
 #include "pipeline/config/section.hpp"
-#include "pipeline/errors.hpp"
-#include "pipeline/run/npy.hpp"
+#include "common/errors.hpp"
+#include "pipeline/artefacts/npy.hpp"
 #include "pipeline/train/job.hpp"
 #include "support/synthetic_idx.hpp"
 
@@ -355,10 +355,10 @@ TEST_F(Export, CommandLineWritesFilesAndExitsWithTwoOnBadInput) {
   ASSERT_EQ(run_cli("embed " + run + " --data '" + train_->images.string() + "' --out '" + features.string() +
                     "' --pool avg --mode fixed"),
             0);
-  const NpyArray written = read_npy(features);
+  const artefacts::NpyArray written = artefacts::read_npy(features);
   EXPECT_EQ(written.shape, (std::vector<std::int64_t>{kImages, 8}));
-  const NpyArray labels = read_npy(*dir_ / "cli-features.labels.npy");
-  EXPECT_EQ(labels.type, NpyType::int64);
+  const artefacts::NpyArray labels = artefacts::read_npy(*dir_ / "cli-features.labels.npy");
+  EXPECT_EQ(labels.type, artefacts::NpyType::int64);
   EXPECT_EQ(labels.shape, (std::vector<std::int64_t>{kImages}));
   EXPECT_EQ(labels.ints[5], 5 % kClasses);
   const SavedRun saved(run_dir());

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 #include "support/synthetic_idx.hpp"
 #include "support/test_images.hpp"
 

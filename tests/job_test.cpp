@@ -7,8 +7,10 @@
 #include <map>
 #include <sstream>
 
-#include "pipeline/errors.hpp"
-#include "pipeline/run/png_grid.hpp"
+#include "common/errors.hpp"
+#include "pipeline/artefacts/png_grid.hpp"
+#include "pipeline/train/assembled_run.hpp"
+#include "pipeline/train/sample.hpp"
 #include "pipeline/train/trainer.hpp"
 #include "support/diverging_run.hpp"
 #include "support/run_files.hpp"
@@ -172,7 +174,7 @@ TEST_F(TinyRun, GanRunWritesSampleGridsAndGanMetrics) {
                                  "transfer.modes=[\"fixed\"]", "transfer.epochs=1"});
   for (const char* name : {"samples-epoch-1.png", "samples-epoch-2.png"}) {
     ASSERT_TRUE(fs::exists(out / name)) << name;
-    const auto info = read_png_info(out / name);
+    const auto info = artefacts::read_png_info(out / name);
     EXPECT_EQ(info.width, 8U * 16U + 7U * 2U);  // 8 columns of 16 px, 2 px gaps
     EXPECT_EQ(info.height, 8U * 16U + 7U * 2U);
     EXPECT_EQ(info.channels, 1);
@@ -182,20 +184,37 @@ TEST_F(TinyRun, GanRunWritesSampleGridsAndGanMetrics) {
     EXPECT_NE(metrics.find(std::string("pretext,1,") + metric), std::string::npos) << metric;
   EXPECT_TRUE(summary["transfer"]["fixed"]["val_accuracy"].value<double>().has_value());
 
-  // The generator is in the checkpoint: sample from the finished run.
-  Job again(JobRequest{out / "config.toml", {}, out});
-  again.sample(out / "pretext.pt", 10, dir_ / "ten.png");
-  const auto info = read_png_info(dir_ / "ten.png");
+  // The generator is in the checkpoint: sample from the finished run, with
+  // its data moved away (sampling reads config.toml, model.toml and pretext.pt only).
+  fs::rename(train_.images, dir_ / "moved-images");
+  fs::rename(test_.images, dir_ / "moved-test-images");
+  sample_from_run(out, 10, dir_ / "ten.png");
+  const auto info = artefacts::read_png_info(dir_ / "ten.png");
   EXPECT_EQ(info.width, 8U * 16U + 7U * 2U);
   EXPECT_EQ(info.height, 2U * 16U + 2U);  // two rows
+  // The same draw twice: the sampler is seeded from the run's seed.
+  sample_from_run(out, 10, dir_ / "ten-again.png");
+  EXPECT_EQ(read(dir_ / "ten.png"), read(dir_ / "ten-again.png"));
+}
+
+TEST_F(TinyRun, AssemblingARunReadsNoData) {
+  const std::vector<std::string> moved{"data.path=" + (dir_ / "gone-images-idx3-ubyte").string()};
+  const AssembledRun run(config_, moved);  // config, options, plugins and components only
+  ASSERT_NE(run.task(), nullptr);
+  EXPECT_EQ(run.pretext_stages().size(), 1U);
+  EXPECT_NE(run.resolved_config().find("gone-images"), std::string::npos);
+  EXPECT_THROW(Job(JobRequest{config_, moved, dir_ / "never"}), InputError);  // a Job loads it
+  // The model alone, for export and embed: the task's keys are not checked there.
+  const AssembledRun model_only(config_, {"pretext.unknown_key=1"}, AssembledRun::Components::model);
+  EXPECT_EQ(model_only.task(), nullptr);
+  EXPECT_THROW(AssembledRun(config_, {"pretext.unknown_key=1"}), ConfigError);
 }
 
 TEST_F(TinyRun, RotationRunWritesNoSampleGrid) {
   const auto out = dir_ / "rotation";
   run(out, {"pretext.epochs=1", "transfer.modes=[]"});
   EXPECT_FALSE(fs::exists(out / "samples-epoch-1.png"));
-  Job again(JobRequest{out / "config.toml", {}, out});
-  EXPECT_THROW(again.sample(out / "pretext.pt", 4, dir_ / "none.png"), InputError);
+  EXPECT_THROW(sample_from_run(out, 4, dir_ / "none.png"), InputError);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // NumPy .npy files: the header byte by byte, round trips, and the reader's errors.
-#include "pipeline/run/npy.hpp"
+#include "pipeline/artefacts/npy.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <limits>
 #include <sstream>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 #include "support/synthetic_idx.hpp"
 
 namespace pretext {
@@ -50,7 +50,7 @@ class Npy : public ::testing::Test {
     const fs::path file = dir_ / "bad.npy";
     write_bytes(file, bytes);
     try {
-      read_npy(file);
+      artefacts::read_npy(file);
     } catch (const InputError& e) {
       const std::string message = e.what();
       EXPECT_NE(message.find(file.string()), std::string::npos) << message;
@@ -64,7 +64,7 @@ class Npy : public ::testing::Test {
 };
 
 TEST_F(Npy, HeaderIsVersionOneAlignedToSixtyFourBytes) {
-  const std::string header = npy_header(NpyType::float32, {3, 4});
+  const std::string header = artefacts::npy_header(artefacts::NpyType::float32, {3, 4});
   ASSERT_GE(header.size(), 10U);
   EXPECT_EQ(header.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8));
   EXPECT_EQ(header.size() % 64, 0U);
@@ -77,7 +77,7 @@ TEST_F(Npy, HeaderIsVersionOneAlignedToSixtyFourBytes) {
   const auto close = header.find('}');
   EXPECT_EQ(header.find_first_not_of(' ', close + 1), header.size() - 1);
 
-  const std::string one_dim = npy_header(NpyType::int64, {5});
+  const std::string one_dim = artefacts::npy_header(artefacts::NpyType::int64, {5});
   EXPECT_NE(one_dim.find("'descr': '<i8'"), std::string::npos);
   EXPECT_NE(one_dim.find("'shape': (5,)"), std::string::npos) << "a 1-tuple needs its trailing comma";
   EXPECT_EQ(one_dim.size() % 64, 0U);
@@ -85,7 +85,7 @@ TEST_F(Npy, HeaderIsVersionOneAlignedToSixtyFourBytes) {
 
 TEST_F(Npy, LongShapesStayAligned) {
   for (std::int64_t n : {std::int64_t{1}, std::int64_t{12}, std::int64_t{1234567}, std::int64_t{9876543210}}) {
-    const std::string header = npy_header(NpyType::float32, {n, n, n});
+    const std::string header = artefacts::npy_header(artefacts::NpyType::float32, {n, n, n});
     EXPECT_EQ(header.size() % 64, 0U) << n;
     EXPECT_EQ(header.back(), '\n') << n;
   }
@@ -94,16 +94,16 @@ TEST_F(Npy, LongShapesStayAligned) {
 TEST_F(Npy, FloatRoundTripIsBitExact) {
   const std::vector<float> values = {0.0F, -1.5F, 3.25e-8F, std::numeric_limits<float>::max(), -0.0F, 7.0F};
   const fs::path file = dir_ / "f.npy";
-  write_npy(file, values.data(), {2, 3});
+  artefacts::write_npy(file, values.data(), {2, 3});
 
   const std::string bytes = read_bytes(file);
-  const std::string header = npy_header(NpyType::float32, {2, 3});
+  const std::string header = artefacts::npy_header(artefacts::NpyType::float32, {2, 3});
   ASSERT_EQ(bytes.size(), header.size() + values.size() * 4);
   EXPECT_EQ(bytes.substr(0, header.size()), header);
   EXPECT_EQ(std::memcmp(bytes.data() + header.size(), values.data(), values.size() * 4), 0);
 
-  const NpyArray array = read_npy(file);
-  EXPECT_EQ(array.type, NpyType::float32);
+  const artefacts::NpyArray array = artefacts::read_npy(file);
+  EXPECT_EQ(array.type, artefacts::NpyType::float32);
   EXPECT_EQ(array.shape, (std::vector<std::int64_t>{2, 3}));
   ASSERT_EQ(array.floats.size(), values.size());
   EXPECT_EQ(std::memcmp(array.floats.data(), values.data(), values.size() * 4), 0);
@@ -113,12 +113,12 @@ TEST_F(Npy, FloatRoundTripIsBitExact) {
 TEST_F(Npy, IntRoundTripKeepsNegativeAndLargeValues) {
   const std::vector<std::int64_t> values = {-1, 0, 9, std::numeric_limits<std::int64_t>::min(), 1LL << 40};
   const fs::path file = dir_ / "i.npy";
-  write_npy(file, values.data(), {5});
+  artefacts::write_npy(file, values.data(), {5});
   const std::string bytes = read_bytes(file);
-  EXPECT_EQ(static_cast<unsigned char>(bytes[npy_header(NpyType::int64, {5}).size()]), 0xFF);  // -1, little-endian
+  EXPECT_EQ(static_cast<unsigned char>(bytes[artefacts::npy_header(artefacts::NpyType::int64, {5}).size()]), 0xFF);  // -1, little-endian
 
-  const NpyArray array = read_npy(file);
-  EXPECT_EQ(array.type, NpyType::int64);
+  const artefacts::NpyArray array = artefacts::read_npy(file);
+  EXPECT_EQ(array.type, artefacts::NpyType::int64);
   EXPECT_EQ(array.shape, (std::vector<std::int64_t>{5}));
   EXPECT_EQ(array.ints, values);
   EXPECT_TRUE(array.floats.empty());
@@ -126,8 +126,8 @@ TEST_F(Npy, IntRoundTripKeepsNegativeAndLargeValues) {
 
 TEST_F(Npy, EmptyArraysRoundTrip) {
   const fs::path file = dir_ / "empty.npy";
-  write_npy(file, static_cast<const float*>(nullptr), {0, 16});
-  const NpyArray array = read_npy(file);
+  artefacts::write_npy(file, static_cast<const float*>(nullptr), {0, 16});
+  const artefacts::NpyArray array = artefacts::read_npy(file);
   EXPECT_EQ(array.shape, (std::vector<std::int64_t>{0, 16}));
   EXPECT_EQ(array.size(), 0);
 }
@@ -136,7 +136,7 @@ TEST_F(Npy, ReadsHeadersAsNumpyMayWriteThem) {
   // Keys in another order, double quotes, version 2.0 (4-byte header length).
   const fs::path file = dir_ / "numpy.npy";
   write_bytes(file, npy_with_header("{\"shape\": (2,), 'fortran_order': False, 'descr': '<i8'}", 16, 2));
-  const NpyArray array = read_npy(file);
+  const artefacts::NpyArray array = artefacts::read_npy(file);
   EXPECT_EQ(array.shape, (std::vector<std::int64_t>{2}));
   EXPECT_EQ(array.ints, (std::vector<std::int64_t>{0, 0}));
 }
@@ -175,7 +175,7 @@ TEST_F(Npy, CorruptHeadersAreErrors) {
                 .find("unexpected key 'x'"),
             std::string::npos);
   // A header length that runs past the end of the file.
-  std::string cut = npy_header(NpyType::float32, {4});
+  std::string cut = artefacts::npy_header(artefacts::NpyType::float32, {4});
   cut.resize(cut.size() - 20);
   EXPECT_NE(error_reading(cut).find("truncated .npy header"), std::string::npos);
 }
@@ -183,7 +183,7 @@ TEST_F(Npy, CorruptHeadersAreErrors) {
 TEST_F(Npy, TruncatedOrOverlongDataIsAnError) {
   const std::vector<float> values(12, 1.0F);
   const fs::path file = dir_ / "good.npy";
-  write_npy(file, values.data(), {3, 4});
+  artefacts::write_npy(file, values.data(), {3, 4});
   std::string bytes = read_bytes(file);
 
   const std::string truncated = error_reading(bytes.substr(0, bytes.size() - 3));
@@ -193,11 +193,11 @@ TEST_F(Npy, TruncatedOrOverlongDataIsAnError) {
   EXPECT_NE(error_reading(bytes + "xx").find("found 50"), std::string::npos);
 }
 
-TEST_F(Npy, MissingFileIsAnError) { EXPECT_THROW(read_npy(dir_ / "absent.npy"), InputError); }
+TEST_F(Npy, MissingFileIsAnError) { EXPECT_THROW(artefacts::read_npy(dir_ / "absent.npy"), InputError); }
 
 TEST_F(Npy, WriteLeavesNoTemporaryFile) {
   const std::vector<std::int64_t> values = {1, 2};
-  write_npy(dir_ / "a.npy", values.data(), {2});
+  artefacts::write_npy(dir_ / "a.npy", values.data(), {2});
   std::size_t files = 0;
   for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir_)) ++files;
   EXPECT_EQ(files, 1U);

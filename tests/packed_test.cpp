@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -12,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 #include "support/synthetic_idx.hpp"
 #include "support/test_images.hpp"
 
@@ -120,6 +121,21 @@ TEST_F(Packed, TheWriteLeavesOnlyTheFile) {
   const PackedDataset again = read_packed(file_);
   EXPECT_EQ(again.images.size(), 2U);
   EXPECT_TRUE(again.classes.empty());
+}
+
+TEST_F(Packed, AFailedWriteNamesTheFileAndTheSystemsReason) {
+  const fs::path nowhere = dir_ / "no-such-folder" / "set.pack";
+  try {
+    write_packed(nowhere, set_, {});
+    FAIL() << "writing into a missing folder succeeded";
+  } catch (const std::runtime_error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("cannot write " + nowhere.string()), std::string::npos) << message;
+    EXPECT_NE(message.find(std::strerror(ENOENT)), std::string::npos) << message;  // the OS's reason
+  }
+  EXPECT_FALSE(fs::exists(nowhere.parent_path()));
+  const PackedDataset kept = read_packed(file_);  // the file written before is untouched
+  EXPECT_EQ(kept.images.size(), set_.size());
 }
 
 TEST_F(Packed, PaddingAMappedSetCopiesIntoOwnedPixels) {

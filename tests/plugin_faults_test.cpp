@@ -17,7 +17,7 @@
 
 #include "pipeline/config/document.hpp"
 #include "pipeline/config/section.hpp"
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 #include "pipeline/plugin_host/plugin_host.hpp"
 #include "pipeline/train/job.hpp"
 #include "plugins/test_components.hpp"

@@ -15,7 +15,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 namespace pretext {
 namespace {

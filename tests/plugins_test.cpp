@@ -6,7 +6,7 @@
 #include <set>
 
 #include "pipeline/config/section.hpp"
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 #include "pipeline/plugin_host/plugin_host.hpp"
 #include "pipeline/train/training_context.hpp"
 #include "pretext/image_ops.hpp"

@@ -1,6 +1,6 @@
 // End-to-end: image folders and packed files as a run's data
-// (pipeline/run/preprocess.hpp, pipeline/run/data_source.hpp, [data] keys).
-#include "pipeline/run/preprocess.hpp"
+// (data/preprocess.hpp, data/data_source.hpp, [data] keys).
+#include "data/preprocess.hpp"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "data/packed.hpp"
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 #include "pipeline/train/job.hpp"
 #include "support/synthetic_idx.hpp"
 #include "support/test_images.hpp"
@@ -73,7 +73,7 @@ TEST_F(FolderData, PreprocessWritesAPackedFileThatARunTrainsFrom) {
   const Job validated(JobRequest{config_, {}, {}, false});
   std::ostringstream log;
   const fs::path packed = dir_ / "images.pack";
-  const PreprocessResult result = preprocess_to_packed(validated.options().data, packed, log);
+  const data::PreprocessResult result = data::preprocess_to_packed(validated.options().data, packed, log);
   EXPECT_EQ(result.images, 120U);
   EXPECT_NE(log.str().find("images/s"), std::string::npos) << log.str();
 
@@ -124,7 +124,7 @@ TEST_F(FolderData, IdxPreprocessesWithPadding) {
   write_config("idx", idx.images.string(), "");
   const Job validated(JobRequest{config_, {}, {}, false});
   std::ostringstream log;
-  preprocess_to_packed(validated.options().data, dir_ / "idx.pack", log);
+  data::preprocess_to_packed(validated.options().data, dir_ / "idx.pack", log);
   const auto packed = data::read_packed(dir_ / "idx.pack");
   const auto original = data::load_idx(idx.images, idx.labels);
   EXPECT_EQ(packed.images.shape, (ImageShape{1, 16, 16}));

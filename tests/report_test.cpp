@@ -16,12 +16,12 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 #include "pipeline/report/html_report.hpp"
 #include "pipeline/report/markup.hpp"
 #include "pipeline/report/metrics_reader.hpp"
 #include "pipeline/report/svg_chart.hpp"
-#include "pipeline/run/run_directory.hpp"
+#include "pipeline/artefacts/run_directory.hpp"
 
 #include "support/run_files.hpp"
 
@@ -178,7 +178,7 @@ double val_accuracy(const FakeRun& run, std::size_t mode, int epoch) {
 }
 
 void write_fake_run(const fs::path& dir, const FakeRun& run) {
-  RunDirectory out(dir);
+  artefacts::RunDirectory out(dir);
   out.write_resolved_config("seed = 7\n[model]\nplugin = \"conv4\"\n[pretext]\nplugin = \"rotation\"\n");
   for (int e = 1; e <= run.pretext_epochs; ++e) {
     out.add_metric("pretext", e, "loss", 1.0 / e);

@@ -15,7 +15,7 @@
 #include <sstream>
 #include <thread>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 #include "pipeline/train/checkpoint.hpp"
 #include "pipeline/train/job.hpp"
 #include "support/run_files.hpp"

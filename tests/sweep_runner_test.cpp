@@ -9,7 +9,7 @@
 
 #include <toml++/toml.h>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 #include "pipeline/sweep/child_process.hpp"
 #include "pipeline/train/job.hpp"
 #include "support/run_files.hpp"

@@ -51,7 +51,7 @@ class TransferModes : public ::testing::Test {
     in.validation = &validation_;
     in.compute.channels_last = false;
     in.classes = 4;
-    RunDirectory dir(dir_ / mode);
+    artefacts::RunDirectory dir(dir_ / mode);
     std::ostringstream log;
     Progress progress(log, false);
     return run_transfer(in, dir, progress);

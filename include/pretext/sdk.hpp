@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <utility>
@@ -38,7 +39,8 @@ namespace pretext {
 /// Semantic version of this header. A plugin built against another major
 /// version is refused; a newer minor than the host's is refused too.
 inline constexpr std::uint32_t kPluginApiMajor = 1;
-inline constexpr std::uint32_t kPluginApiMinor = 2;  // 1.1: make_named_loss; 1.2: gradients_finite
+inline constexpr std::uint32_t kPluginApiMinor = 3;  // 1.1: make_named_loss; 1.2: gradients_finite;
+                                                     // 1.3: save_sub_archives, load_sub_archives (inline)
 inline constexpr std::uint32_t kPluginAbiMagic = 0x50525458;  // "PRTX"
 
 /// Plain-old-data descriptor, readable whatever else differs between host and plugin.
@@ -170,6 +172,80 @@ class BOOST_SYMBOL_VISIBLE Sampler {
   /// `count` generated images (N, C, H, W), values in [0, 1], on any device.
   virtual torch::Tensor sample(std::int64_t count) = 0;
 };
+
+// ------------------------------------------------------- checkpoints -----
+//
+// A task's save/load usually stores each of its parts (modules, heads,
+// optimisers) in a sub-archive of its own, by name. These helpers write that
+// once. They are inline and compiled into the plugin: no new symbol, virtual
+// or layout, so they need nothing from the host and leave the plugin ABI as
+// it is. The archive they make is exactly the hand-written one's: one
+// sub-archive per part, with the given names, written in the given order.
+// Scalar state (archive.write("step", tensor)) stays the task's own code.
+//
+//   save_sub_archives(archive, {{"backbone", *backbone_}, {"optimizer", *optimizer_}});
+//   load_sub_archives(archive, {{"backbone", *backbone_}, {"optimizer", *optimizer_}});
+
+/// A named part to save: anything with `save(torch::serialize::OutputArchive&) const`
+/// (torch::nn::Module, Backbone, Head, torch::optim::Optimizer, ...). Holds a
+/// reference: use it only within the call it is made for.
+class PartToSave {
+ public:
+  template <class Part>
+  PartToSave(std::string name, const Part& part)
+      : name_(std::move(name)), part_(&part), save_([](const void* part, torch::serialize::OutputArchive& archive) {
+          static_cast<const Part*>(part)->save(archive);
+        }) {}
+
+  [[nodiscard]] const std::string& name() const { return name_; }
+  void save(torch::serialize::OutputArchive& archive) const { save_(part_, archive); }
+
+ private:
+  std::string name_;
+  const void* part_;
+  void (*save_)(const void*, torch::serialize::OutputArchive&);
+};
+
+/// A named part to load: anything with `load(torch::serialize::InputArchive&)`.
+/// Holds a reference: use it only within the call it is made for.
+class PartToLoad {
+ public:
+  template <class Part>
+  PartToLoad(std::string name, Part& part)
+      : name_(std::move(name)),
+        part_(&part),
+        load_([](void* part, torch::serialize::InputArchive& archive) { static_cast<Part*>(part)->load(archive); }) {}
+
+  [[nodiscard]] const std::string& name() const { return name_; }
+  void load(torch::serialize::InputArchive& archive) const { load_(part_, archive); }
+
+ private:
+  std::string name_;
+  void* part_;
+  void (*load_)(void*, torch::serialize::InputArchive&);
+};
+
+/// Saves each part into a sub-archive of `archive` named after it. Every part
+/// is saved before the first is written, so a part that throws leaves
+/// `archive` untouched.
+inline void save_sub_archives(torch::serialize::OutputArchive& archive, std::initializer_list<PartToSave> parts) {
+  std::vector<torch::serialize::OutputArchive> subs(parts.size());
+  auto sub = subs.begin();
+  for (const auto& part : parts) part.save(*sub++);
+  sub = subs.begin();
+  for (const auto& part : parts) archive.write(part.name(), *sub++);
+}
+
+/// Loads each part from the sub-archive of `archive` named after it. Every
+/// sub-archive is read before the first part is loaded, so a checkpoint that
+/// lacks one (torch throws) changes no part.
+inline void load_sub_archives(torch::serialize::InputArchive& archive, std::initializer_list<PartToLoad> parts) {
+  std::vector<torch::serialize::InputArchive> subs(parts.size());
+  auto sub = subs.begin();
+  for (const auto& part : parts) archive.read(part.name(), *sub++);
+  sub = subs.begin();
+  for (const auto& part : parts) part.load(*sub++);
+}
 
 // --------------------------------------------------------- registration ----
 

@@ -8,7 +8,7 @@
 #include <sstream>
 #include <system_error>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 namespace pretext::config {
 namespace {

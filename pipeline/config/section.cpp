@@ -9,7 +9,7 @@
 #include <utility>
 
 #include "pipeline/config/suggest.hpp"
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 namespace pretext::config {
 namespace {

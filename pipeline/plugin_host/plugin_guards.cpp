@@ -8,7 +8,7 @@
 
 #include <c10/util/Exception.h>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 namespace pretext {
 namespace {

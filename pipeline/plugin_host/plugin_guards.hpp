@@ -1,5 +1,5 @@
 // Guards around plugin code: a throw inside a plugin becomes a PluginFault
-// (pipeline/errors.hpp) whose message names the plugin, its file and the SDK
+// (common/errors.hpp) whose message names the plugin, its file and the SDK
 // function that threw, e.g.
 //
 //   stage plugin 'blur' (/opt/plugins/pretext_blur.so): Stage::apply: kernel too large

@@ -18,7 +18,7 @@
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 #include "pipeline/plugin_host/plugin_guards.hpp"
 
 #if !defined(PRETEXT_DEFAULT_PLUGIN_DIR) || !defined(PRETEXT_INSTALL_PLUGIN_DIR)
@@ -329,6 +329,27 @@ fs::path PluginHost::builtin_plugin_directory() {
     if (fs::is_directory(installed, exists_error)) return installed;
   }
   return PRETEXT_DEFAULT_PLUGIN_DIR;
+}
+
+std::vector<std::string> PluginHost::load_search_path() {
+  std::vector<std::string> skipped;
+  for (const auto& dir : search_path_) {
+    std::error_code ec;
+    std::vector<fs::path> files;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const auto& file = it->path();
+      if (file.extension() == ".so" && file.filename().string().rfind("pretext_", 0) == 0) files.push_back(file);
+    }
+    std::sort(files.begin(), files.end());  // the same order, and so the same duplicate reported, on every file system
+    for (const auto& file : files) {
+      try {
+        load_library(file);
+      } catch (const std::exception& e) {
+        skipped.emplace_back(e.what());
+      }
+    }
+  }
+  return skipped;
 }
 
 void PluginHost::load_library(const fs::path& file) {

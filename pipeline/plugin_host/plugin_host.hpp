@@ -24,17 +24,14 @@
 
 #include "pretext/sdk.hpp"
 
+#include "common/errors.hpp"  // PluginError
+
 namespace boost::dll {
 class shared_library;
 }
 
 namespace pretext {
 
-/// Thrown for every plugin-loading failure; exit code 2 like a config error.
-class PluginError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 enum class ComponentKind { model, pretext, loss, stage };
 const char* to_string(ComponentKind kind);
@@ -57,6 +54,11 @@ class PluginHost {
 
   /// Loads one library (steps 1-3 above). Loading the same file twice is a no-op.
   void load_library(const std::filesystem::path& file);
+
+  /// Loads every plugin library on the search path (files pretext_*.so), as
+  /// `pretext plugins` lists them. A library that fails to load is skipped:
+  /// its error is returned, one message per library, and loading goes on.
+  std::vector<std::string> load_search_path();
 
   /// Registers a host built-in (origin "(built-in)").
   Registrar& builtins();

@@ -6,7 +6,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
+#include "pipeline/artefacts/run_directory.hpp"
 
 namespace pretext::report {
 namespace {
@@ -136,7 +137,7 @@ RunMetrics read_metrics_csv(const std::filesystem::path& csv) {
 }
 
 std::optional<toml::table> read_summary(const std::filesystem::path& run_dir) {
-  const auto path = run_dir / "summary.toml";
+  const auto path = artefacts::RunLayout(run_dir).summary_toml();
   if (!std::filesystem::exists(path)) return std::nullopt;
   try {
     return toml::parse_file(path.string());

@@ -2,9 +2,10 @@
 
 #include <cctype>
 
-#include "pipeline/errors.hpp"
+#include "common/atomic_file.hpp"
+#include "common/errors.hpp"
 #include "pipeline/report/markup.hpp"
-#include "pipeline/run/run_directory.hpp"
+#include "pipeline/artefacts/run_directory.hpp"
 
 namespace pretext::report {
 namespace {
@@ -53,7 +54,7 @@ a { color: #0b57d0; }
 }  // namespace
 
 RunData load_run(const std::filesystem::path& run_dir) {
-  const auto csv = run_dir / "metrics.csv";
+  const auto csv = artefacts::RunLayout(run_dir).metrics();
   if (!std::filesystem::is_regular_file(csv))
     throw InputError(run_dir.string() + ": no metrics.csv (expected a run directory written by pretext run)");
   RunData run;
@@ -91,12 +92,12 @@ std::string html_page(const std::string& title, const std::string& body) {
 
 std::string chart_figure(const ChartSpec& chart, const std::filesystem::path& dir, const std::string& stem) {
   const std::string svg = render_svg_chart(chart);
-  const auto charts = dir / kChartsDir;
+  const auto charts = dir / artefacts::kChartsFolder;
   std::error_code ec;
   std::filesystem::create_directories(charts, ec);
   if (ec) throw std::runtime_error("cannot create " + charts.string() + ": " + ec.message());
   write_file_atomically(charts / (stem + ".svg"), "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + svg);
-  const std::string href = std::string(kChartsDir) + "/" + stem + ".svg";
+  const std::string href = std::string(artefacts::kChartsFolder) + "/" + stem + ".svg";
   return "<figure class=\"chart\">\n" + svg + "<figcaption><a href=\"" + href_escape(href) + "\">" + xml_escape(stem) +
          ".svg</a></figcaption>\n</figure>\n";
 }

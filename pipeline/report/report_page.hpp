@@ -13,8 +13,6 @@
 
 namespace pretext::report {
 
-constexpr const char* kReportName = "report.html";
-constexpr const char* kChartsDir = "charts";
 
 /// What the reports need of one run directory.
 struct RunData {

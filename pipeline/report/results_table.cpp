@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "pipeline/report/markup.hpp"
+#include "pipeline/report/seeds.hpp"
 
 namespace pretext::report {
 namespace {
@@ -92,6 +93,35 @@ std::string th(const std::string& text, const std::string& attributes = "") {
   return "<th" + attributes + ">" + xml_escape(text) + "</th>";
 }
 
+/// The finished rows' values of one figure (`key` in the table at `path`).
+std::vector<double> finished_values(const std::vector<SweepRow>& rows, const std::vector<std::string>& path,
+                                    const std::string& key) {
+  std::vector<double> values;
+  for (const auto& row : rows) {
+    if (row.status != VariantStatus::finished || row.summary == nullptr) continue;
+    const toml::table* table = path.empty() ? row.summary : table_at(*row.summary, path);
+    if (const auto value = number_at(table, key)) values.push_back(*value);
+  }
+  return values;
+}
+
+/// "mean ± sd over N seeds": each column over the finished rows.
+std::string mean_sd_row(const std::vector<SweepRow>& rows, const std::vector<ResultGroup>& groups) {
+  const std::size_t finished = finished_values(rows, {}, "wall_seconds").size();
+  std::string html = "<tr class=\"seeds-mean\"><th scope=\"row\">mean ± sd over " + std::to_string(finished) +
+                     " seeds</th><td class=\"status\"></td>";
+  for (const auto& group : groups) {
+    for (std::size_t c = 0; c < group.columns.size(); ++c) {
+      const MeanSd stats = mean_sd(finished_values(rows, group.path, group.columns[c].key));
+      html += std::string(c == 0 ? "<td class=\"group-start\">" : "<td>") +
+              (stats.n == 0 ? std::string(kMissing) : format_mean_sd_percent(stats)) + "</td>";
+    }
+  }
+  const MeanSd wall = mean_sd(finished_values(rows, {}, "wall_seconds"));
+  html += "<td>" + (wall.n == 0 ? std::string(kMissing) : format_duration(wall.mean)) + "</td></tr>\n";
+  return html;
+}
+
 }  // namespace
 
 std::vector<ResultGroup> find_result_groups(const std::vector<const toml::table*>& summaries,
@@ -149,8 +179,10 @@ std::string run_results_table(const toml::table& summary, const std::vector<Resu
   return html;
 }
 
-std::string sweep_results_table(const std::vector<SweepRow>& rows, const std::vector<ResultGroup>& groups) {
-  // The best finished value per column, for bold type; only worth marking when there is a choice.
+std::string sweep_results_table(const std::vector<SweepRow>& rows, const std::vector<ResultGroup>& groups,
+                                bool mean_row) {
+  // The best finished value per column, for bold type; only worth marking when
+  // there is a choice, and not among seeds of one experiment.
   std::vector<std::vector<std::optional<double>>> best(groups.size());
   for (std::size_t g = 0; g < groups.size(); ++g) {
     for (const auto& column : groups[g].columns) {
@@ -163,7 +195,7 @@ std::string sweep_results_table(const std::vector<SweepRow>& rows, const std::ve
         ++count;
         if (!top || *value > *top) top = value;
       }
-      best[g].push_back(count > 1 ? top : std::nullopt);
+      best[g].push_back(count > 1 && !mean_row ? top : std::nullopt);
     }
   }
 
@@ -198,6 +230,7 @@ std::string sweep_results_table(const std::vector<SweepRow>& rows, const std::ve
     const auto wall = finished ? number_at(row.summary, "wall_seconds") : std::nullopt;
     html += "<td>" + (wall ? format_duration(*wall) : std::string(kMissing)) + "</td></tr>\n";
   }
+  if (mean_row) html += mean_sd_row(rows, groups);
   html += "</tbody>\n</table>\n";
   return html;
 }

@@ -42,7 +42,10 @@ struct SweepRow {
 };
 
 /// Sweep report: one row per variant, a column group per result group, and
-/// the wall time. The best value of each column is set in bold.
-std::string sweep_results_table(const std::vector<SweepRow>& rows, const std::vector<ResultGroup>& groups);
+/// the wall time. The best value of each column is set in bold. With
+/// `mean_row` (a seeds study, seeds.hpp) a last row gives each column's mean
+/// ± standard deviation over the finished variants instead.
+std::string sweep_results_table(const std::vector<SweepRow>& rows, const std::vector<ResultGroup>& groups,
+                                bool mean_row = false);
 
 }  // namespace pretext::report

@@ -4,11 +4,12 @@
 #include <utility>
 #include <vector>
 
+#include "common/atomic_file.hpp"
 #include "pipeline/report/html_report.hpp"
 #include "pipeline/report/markup.hpp"
 #include "pipeline/report/report_page.hpp"
 #include "pipeline/report/results_table.hpp"
-#include "pipeline/run/run_directory.hpp"
+#include "pipeline/artefacts/run_directory.hpp"
 
 namespace pretext::report {
 namespace {
@@ -27,7 +28,7 @@ bool is_bookkeeping(const std::string& metric) {
 
 /// "rotation on conv4", from config.toml; empty when it cannot be read (it is decoration only).
 std::string task_description(const std::filesystem::path& run_dir) {
-  const auto path = run_dir / "config.toml";
+  const auto path = artefacts::RunLayout(run_dir).config();
   if (!std::filesystem::is_regular_file(path)) return {};
   try {
     const toml::table config = toml::parse_file(path.string());
@@ -65,9 +66,12 @@ std::vector<std::pair<std::string, std::string>> run_facts(const std::filesystem
     facts.emplace_back("trainer waited for data", format_percent(*wait) + " % of the time");
 
   std::string files;
-  for (const char* name : {"config.toml", "metrics.csv", "summary.toml", "summary.json"})
-    if (std::filesystem::is_regular_file(run_dir / name))
+  const artefacts::RunLayout layout(run_dir);
+  for (const auto& file : {layout.config(), layout.metrics(), layout.summary_toml(), layout.summary_json()}) {
+    const std::string name = file.filename().string();
+    if (std::filesystem::is_regular_file(file))
       files += std::string(files.empty() ? "" : " · ") + "<a href=\"" + name + "\">" + name + "</a>";
+  }
   facts.emplace_back("files", files);
   return facts;
 }
@@ -158,7 +162,7 @@ std::filesystem::path write_run_report(const std::filesystem::path& run_dir) {
     body += "<section>\n<h2>Pretext task</h2>\n<div class=\"charts\">\n" + pretext_charts(run_dir, run.metrics) +
             "</div>\n</section>\n";
 
-  const auto report = run_dir / kReportName;
+  const auto report = artefacts::RunLayout(run_dir).report();
   write_file_atomically(report, html_page("pretext run " + name, body));
   return report;
 }

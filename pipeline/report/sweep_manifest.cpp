@@ -1,8 +1,11 @@
 #include "pipeline/report/sweep_manifest.hpp"
 
+#include <sstream>
+
 #include <toml++/toml.h>
 
-#include "pipeline/errors.hpp"
+#include "common/atomic_file.hpp"
+#include "common/errors.hpp"
 
 namespace pretext::report {
 namespace {
@@ -93,9 +96,46 @@ SweepManifest read_sweep_manifest(const std::filesystem::path& manifest) {
       throw InputError(where(manifest, table->get("status")) + ": " + name + ".status is '" + status +
                        "'; expected \"finished\", \"failed\" or \"pending\"");
     }
+    if (const toml::node* overrides = table->get("overrides")) {
+      const auto* list = overrides->as_array();
+      if (list == nullptr) throw InputError(where(manifest, overrides) + ": " + name + ".overrides must be an array");
+      for (const auto& item : *list) {
+        const auto* text = item.as_string();
+        if (text == nullptr)
+          throw InputError(where(manifest, &item) + ": " + name + ".overrides must hold strings (KEY=VALUE)");
+        variant.overrides.push_back(text->get());
+      }
+    }
     sweep.variants.push_back(std::move(variant));
   }
   return sweep;
+}
+
+void write_sweep_manifest(const std::filesystem::path& manifest, const SweepManifest& sweep) {
+  toml::table root;
+  if (!sweep.title.empty()) root.insert("title", sweep.title);
+  if (!sweep.metric_mode.empty()) root.insert("metric_mode", sweep.metric_mode);
+  root.insert("sweep_file", sweep.sweep_file.string());
+  root.insert("base", sweep.base.string());
+  toml::array variants;
+  for (const auto& variant : sweep.variants) {
+    toml::table v;
+    v.insert("study", variant.study);
+    v.insert("label", variant.label);
+    v.insert("dir", variant.dir.generic_string());
+    v.insert("status", to_string(variant.status));
+    if (!variant.same_run_as.empty()) v.insert("same_run_as", variant.same_run_as);
+    toml::array overrides;
+    for (const auto& o : variant.overrides) overrides.push_back(o);
+    v.insert("overrides", std::move(overrides));
+    if (variant.status == VariantStatus::failed) v.insert("exit_code", variant.exit_code);
+    if (variant.seconds > 0) v.insert("seconds", variant.seconds);
+    variants.push_back(std::move(v));
+  }
+  root.insert("variants", std::move(variants));
+  std::ostringstream text;
+  text << "# Written by `pretext sweep`; read by `pretext report`.\n" << root << '\n';
+  write_file_atomically(manifest, text.str());
 }
 
 }  // namespace pretext::report

@@ -1,5 +1,6 @@
 // sweep-manifest.toml: what a sweep ran, written by the sweep runner into the
-// sweep directory.
+// sweep directory and read by the sweep report. Its writer and reader are both
+// here, so the format has one home.
 //
 //   title = "Study: batch size"      # optional
 //   metric_mode = "finetuned"        # transfer mode the study charts show; optional
@@ -8,8 +9,12 @@
 //   label = "batch 32"
 //   dir = "batch-32"                 # run directory, relative to the sweep directory
 //   status = "finished"              # or "failed" / "pending"
+//   overrides = ["model.dropout=0.0"] # the variant's --set overrides, in order
+//   same_run_as = "baseline"         # shares an identical earlier variant's run; optional
+//   exit_code = 1                    # failed variants only
+//   seconds = 312.5                  # once it ran
 //
-// Keys the report does not know are ignored, so the runner may record more.
+// Besides the variants: sweep_file and base, the absolute paths it ran from.
 #pragma once
 
 #include <filesystem>
@@ -27,11 +32,17 @@ struct SweepVariant {
   std::string label;
   std::filesystem::path dir;  // relative to the sweep directory
   VariantStatus status = VariantStatus::pending;
+  std::vector<std::string> overrides;
+  std::string same_run_as;  // empty: its own run
+  int exit_code = 0;        // recorded for failed variants
+  double seconds = 0.0;     // 0: not run in this sweep
 };
 
 struct SweepManifest {
   std::string title;
   std::string metric_mode;  // empty: the first mode found
+  std::filesystem::path sweep_file;
+  std::filesystem::path base;
   std::vector<SweepVariant> variants;
 };
 
@@ -41,5 +52,8 @@ constexpr const char* kDefaultStudy = "variants";
 /// Reads `manifest`. Throws InputError naming the file, line and key for
 /// anything missing or malformed.
 SweepManifest read_sweep_manifest(const std::filesystem::path& manifest);
+
+/// Writes `sweep` to `manifest` atomically.
+void write_sweep_manifest(const std::filesystem::path& manifest, const SweepManifest& sweep);
 
 }  // namespace pretext::report

@@ -5,13 +5,15 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/errors.hpp"
+#include "common/atomic_file.hpp"
+#include "common/errors.hpp"
 #include "pipeline/report/html_report.hpp"
 #include "pipeline/report/markup.hpp"
 #include "pipeline/report/report_page.hpp"
 #include "pipeline/report/results_table.hpp"
+#include "pipeline/report/seeds.hpp"
 #include "pipeline/report/sweep_manifest.hpp"
-#include "pipeline/run/run_directory.hpp"
+#include "pipeline/artefacts/run_directory.hpp"
 
 namespace pretext::report {
 namespace {
@@ -38,6 +40,26 @@ std::vector<std::string> modes_in_order(const std::vector<LoadedVariant>& varian
   return modes;
 }
 
+/// Whether the study repeats one experiment over seeds; if so, its finished
+/// runs' configs must differ only in seed (InputError naming the key otherwise).
+bool seeds_study(const std::filesystem::path& sweep_dir, const std::vector<const LoadedVariant*>& variants) {
+  std::vector<std::vector<std::string>> overrides;
+  for (const auto* loaded : variants) overrides.push_back(loaded->variant->overrides);
+  if (!is_seeds_study(overrides)) return false;
+  std::vector<SeedRun> runs;
+  for (const auto* loaded : variants) {
+    if (!loaded->run) continue;
+    const auto config = artefacts::RunLayout(sweep_dir / loaded->variant->dir).config();
+    try {
+      runs.push_back({loaded->variant->label, config, toml::parse_file(config.string())});
+    } catch (const toml::parse_error& error) {
+      throw InputError(config.string() + ": not valid TOML: " + std::string(error.description()));
+    }
+  }
+  check_differ_only_in_seed(runs);
+  return true;
+}
+
 std::string study_section(const std::filesystem::path& sweep_dir, const std::string& study,
                           const std::vector<const LoadedVariant*>& variants, const std::string& mode,
                           const std::vector<std::string>& modes, std::map<std::string, int>& used_stems) {
@@ -48,8 +70,8 @@ std::string study_section(const std::filesystem::path& sweep_dir, const std::str
   for (const auto* loaded : variants) {
     const SweepVariant& v = *loaded->variant;
     SweepRow row{v.label, {}, v.status, nullptr};
-    if (std::filesystem::is_regular_file(sweep_dir / v.dir / kReportName))
-      row.href = (v.dir / kReportName).generic_string();
+    if (std::filesystem::is_regular_file(sweep_dir / v.dir / artefacts::kReportFile))
+      row.href = (v.dir / artefacts::kReportFile).generic_string();
     if (loaded->run) {
       row.summary = &loaded->run->summary;
       summaries.push_back(row.summary);
@@ -68,8 +90,9 @@ std::string study_section(const std::filesystem::path& sweep_dir, const std::str
   if (const int n = used_stems[stem]++; n > 0) stem += "-" + std::to_string(n + 1);
 
   std::string html = "<section class=\"study\">\n<h2>" + xml_escape(study) + "</h2>\n";
-  html +=
-      "<div class=\"table-scroll\">\n" + sweep_results_table(rows, find_result_groups(summaries, modes)) + "</div>\n";
+  const bool over_seeds = seeds_study(sweep_dir, variants);
+  html += "<div class=\"table-scroll\">\n" +
+          sweep_results_table(rows, find_result_groups(summaries, modes), over_seeds) + "</div>\n";
   html += "<div class=\"charts\">\n" + chart_figure(chart, sweep_dir, stem) + "</div>\n";
   if (!left_out.empty()) {
     std::string list;
@@ -127,7 +150,7 @@ std::filesystem::path write_sweep_report(const std::filesystem::path& sweep_dir)
     body += study_section(sweep_dir, study, members, mode, modes, used_stems);
   }
 
-  const auto report = sweep_dir / kReportName;
+  const auto report = sweep_dir / artefacts::kReportFile;
   write_file_atomically(report, html_page(title, body));
   return report;
 }

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 extern char** environ;  // NOLINT: POSIX
 

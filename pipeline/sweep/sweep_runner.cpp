@@ -11,13 +11,15 @@
 
 #include <toml++/toml.h>
 
-#include "pipeline/errors.hpp"
+#include "common/atomic_file.hpp"
+#include "common/errors.hpp"
+#include "pipeline/artefacts/run_directory.hpp"
 #include "pipeline/plugin_host/plugin_host.hpp"
 #include "pipeline/report/html_report.hpp"
 #include "pipeline/report/sweep_manifest.hpp"
-#include "pipeline/run/run_directory.hpp"
 #include "pipeline/sweep/child_process.hpp"
-#include "pipeline/train/job.hpp"
+#include "pipeline/train/assembled_run.hpp"
+#include "pipeline/train/compute.hpp"
 
 namespace pretext::sweep {
 namespace {
@@ -56,41 +58,40 @@ std::string read_text(const fs::path& file) {
   return text.str();
 }
 
+report::VariantStatus status_of(State state) {
+  return state == State::finished ? report::VariantStatus::finished
+         : state == State::failed ? report::VariantStatus::failed
+                                  : report::VariantStatus::pending;
+}
+
 void write_manifest(const fs::path& dir, const SweepSpec& spec, const std::vector<Planned>& plan) {
-  toml::table manifest;
-  if (!spec.title.empty()) manifest.insert("title", spec.title);
-  if (!spec.chart_mode.empty()) manifest.insert("metric_mode", spec.chart_mode);
-  manifest.insert("sweep_file", fs::absolute(spec.file).string());
-  manifest.insert("base", fs::absolute(spec.base).string());
-  toml::array variants;
+  report::SweepManifest manifest;
+  manifest.title = spec.title;
+  manifest.metric_mode = spec.chart_mode;
+  manifest.sweep_file = fs::absolute(spec.file);
+  manifest.base = fs::absolute(spec.base);
   for (const auto& p : plan) {
     const Planned& run = p.same_as != nullptr ? *p.same_as : p;
-    toml::table v;
-    v.insert("study", p.variant->study);
-    v.insert("label", p.variant->label);
-    v.insert("dir", run.variant->slug);
-    v.insert("status", run.state == State::finished ? "finished" : run.state == State::failed ? "failed" : "pending");
-    if (p.same_as != nullptr) v.insert("same_run_as", p.same_as->variant->label);
-    toml::array overrides;
-    for (const auto& o : p.overrides) overrides.push_back(o);
-    v.insert("overrides", std::move(overrides));
-    if (p.state == State::failed) v.insert("exit_code", p.exit_code);
-    if (p.seconds > 0) v.insert("seconds", p.seconds);
-    variants.push_back(std::move(v));
+    report::SweepVariant v;
+    v.study = p.variant->study;
+    v.label = p.variant->label;
+    v.dir = run.variant->slug;
+    v.status = status_of(run.state);
+    if (p.same_as != nullptr) v.same_run_as = p.same_as->variant->label;
+    v.overrides = p.overrides;
+    v.exit_code = run.exit_code;
+    v.seconds = p.seconds;
+    manifest.variants.push_back(std::move(v));
   }
-  manifest.insert("variants", std::move(variants));
-  std::ostringstream text;
-  text << "# Written by `pretext sweep`; read by `pretext report`.\n" << manifest << '\n';
-  write_file_atomically(dir / report::kSweepManifestName, text.str());
+  report::write_sweep_manifest(dir / report::kSweepManifestName, manifest);
 }
 
 /// Validates the variant's whole config, plugins included, without loading data.
-std::string validate(const SweepSpec& spec, const Planned& p, const fs::path& run_dir) {
+std::string validate(const SweepSpec& spec, const Planned& p) {
   try {
-    JobRequest request{spec.base, p.overrides, run_dir};
-    request.load_data = false;
-    const Job job(request);
-    return job.resolved_config();
+    const AssembledRun run(spec.base, p.overrides);
+    Compute::from(run.options().trainer);  // the device, as a run would check it
+    return run.resolved_config();
   } catch (const ConfigError& e) {
     throw ConfigError("variant '" + p.variant->label + "' (" + p.variant->where + "): " + e.what());
   } catch (const PluginError& e) {
@@ -101,13 +102,14 @@ std::string validate(const SweepSpec& spec, const Planned& p, const fs::path& ru
 /// Finished (summary.json), interrupted (a directory without it: cleared) or
 /// new. A finished run with another config is refused, not silently reused.
 void classify(Planned& p, const fs::path& run_dir) {
+  const artefacts::RunLayout run(run_dir);
   std::error_code ec;
-  if (fs::exists(run_dir / "summary.json", ec)) {
-    const std::string saved = read_text(run_dir / "config.toml");
-    if (comparable_config(saved, (run_dir / "config.toml").string()) !=
-        comparable_config(p.resolved_config, "variant"))
+  if (run.finished()) {
+    const std::string saved = read_text(run.config());
+    if (comparable_config(saved, run.config().string()) != comparable_config(p.resolved_config, "variant"))
       throw ConfigError("variant '" + p.variant->label + "' (" + p.variant->where + ") already ran in " +
-                        run_dir.string() + " with another config; delete that directory to run it again, "
+                        run_dir.string() +
+                        " with another config; delete that directory to run it again, "
                         "or give the sweep another --out");
     p.state = State::finished;
     p.skipped = true;
@@ -118,7 +120,7 @@ void classify(Planned& p, const fs::path& run_dir) {
 
 std::string final_accuracy_line(const fs::path& run_dir) {
   try {
-    const toml::table summary = toml::parse_file((run_dir / "summary.toml").string());
+    const toml::table summary = toml::parse_file(artefacts::RunLayout(run_dir).summary_toml().string());
     std::string line;
     if (const auto* transfer = summary["transfer"].as_table()) {
       for (const auto& [mode, result] : *transfer) {
@@ -133,12 +135,12 @@ std::string final_accuracy_line(const fs::path& run_dir) {
 }
 
 /// Every variant's overrides and resolved config, validated before anything runs.
-std::vector<Planned> validated_plan(const SweepSpec& spec, const SweepRequest& request, const fs::path& directory) {
+std::vector<Planned> validated_plan(const SweepSpec& spec, const SweepRequest& request) {
   std::vector<Planned> plan(spec.variants.size());
   for (std::size_t i = 0; i < plan.size(); ++i) {
     plan[i].variant = &spec.variants[i];
     plan[i].overrides = variant_overrides(spec, spec.variants[i], request);
-    plan[i].resolved_config = validate(spec, plan[i], directory / spec.variants[i].slug);
+    plan[i].resolved_config = validate(spec, plan[i]);
   }
   return plan;
 }
@@ -154,11 +156,10 @@ static SweepSpec load_spec(const SweepRequest& request) {
 
 std::size_t validate_sweep(const SweepRequest& request) {
   const SweepSpec spec = load_spec(request);
-  return validated_plan(spec, request, request.out.empty() ? fs::path("runs") : request.out).size();
+  return validated_plan(spec, request).size();
 }
 
-std::vector<std::string> variant_overrides(const SweepSpec& spec, const Variant& variant,
-                                           const SweepRequest& request) {
+std::vector<std::string> variant_overrides(const SweepSpec& spec, const Variant& variant, const SweepRequest& request) {
   std::vector<std::string> all = spec.common;
   all.insert(all.end(), variant.overrides.begin(), variant.overrides.end());
   if (request.jobs > 1) {
@@ -171,24 +172,27 @@ std::vector<std::string> variant_overrides(const SweepSpec& spec, const Variant&
   return all;
 }
 
-SweepOutcome run_sweep(const SweepRequest& request, Progress& progress) {
-  if (request.jobs < 1) throw UsageError("--jobs expects at least 1");
-  const SweepSpec spec = load_spec(request);
-  SweepOutcome outcome;
-  outcome.directory = request.out;
-  if (outcome.directory.empty()) {
-    std::string name = "sweep-" + request.sweep_file.stem().string();
-    if (!request.base.empty()) name += "-" + request.base.stem().string();
-    outcome.directory = fs::path("runs") / name;
-  }
+namespace {
 
+fs::path sweep_directory(const SweepRequest& request) {
+  if (!request.out.empty()) return request.out;
+  std::string name = "sweep-" + request.sweep_file.stem().string();
+  if (!request.base.empty()) name += "-" + request.base.stem().string();
+  return fs::path("runs") / name;
+}
+
+bool is_run(const Planned& p) { return p.same_as == nullptr; }
+
+/// Validates every variant (before anything is written) and shares the runs
+/// of identical configs.
+std::vector<Planned> plan_sweep(const SweepSpec& spec, const SweepRequest& request, Progress& progress) {
   std::set<std::string> varied;
   for (const auto& v : spec.variants)
     for (const auto& o : v.overrides) varied.insert(key_of(o));
   for (const auto& o : request.overrides)
     if (varied.count(key_of(o)) != 0)
       progress.line("sweep: warning: --set " + o + " overrides a key the variants vary");
-  std::vector<Planned> plan = validated_plan(spec, request, outcome.directory);
+  std::vector<Planned> plan = validated_plan(spec, request);
   // Studies often share their baseline: a variant whose config is identical
   // to an earlier one's shares that run instead of repeating it.
   std::vector<toml::table> configs;
@@ -197,37 +201,35 @@ SweepOutcome run_sweep(const SweepRequest& request, Progress& progress) {
     for (std::size_t j = 0; j < i && plan[i].same_as == nullptr; ++j)
       if (plan[j].same_as == nullptr && configs[j] == configs[i]) plan[i].same_as = &plan[j];
   }
-  fs::create_directories(outcome.directory / "logs");
-  const DirectoryLock lock(outcome.directory);  // before anything in it is cleared or written
-  for (auto& p : plan)
-    if (p.same_as == nullptr) classify(p, outcome.directory / p.variant->slug);
+  return plan;
+}
 
-  write_file_atomically(outcome.directory / "sweep.toml", read_text(spec.file));
-  write_manifest(outcome.directory, spec, plan);
-  const auto is_run = [](const Planned& p) { return p.same_as == nullptr; };
+/// Runs the pending variants, `request.jobs` at a time, each as a child
+/// `pretext run`; the manifest is rewritten as each one ends.
+void schedule_runs(const SweepSpec& spec, const SweepRequest& request, const fs::path& directory,
+                   std::vector<Planned>& plan, Progress& progress) {
   const auto runs = std::count_if(plan.begin(), plan.end(), is_run);
-  const auto pending = std::count_if(plan.begin(), plan.end(),
-                                     [&](const Planned& p) { return is_run(p) && p.state == State::pending; });
+  const auto pending =
+      std::count_if(plan.begin(), plan.end(), [&](const Planned& p) { return is_run(p) && p.state == State::pending; });
   progress.line("sweep: " + std::to_string(plan.size()) + " variants (" + std::to_string(runs) + " distinct runs) in " +
-                outcome.directory.string() + ", " + std::to_string(runs - pending) + " already finished, " +
+                directory.string() + ", " + std::to_string(runs - pending) + " already finished, " +
                 std::to_string(request.jobs) + " at a time");
 
   std::map<pid_t, std::pair<Planned*, Clock::time_point>> running;
   std::size_t next = 0;
   int done = static_cast<int>(runs - pending);
   auto start_next = [&] {
-    while (next < plan.size() && (plan[next].state != State::pending || plan[next].same_as != nullptr)) ++next;
+    while (next < plan.size() && (plan[next].state != State::pending || !is_run(plan[next]))) ++next;
     if (next == plan.size()) return false;
     Planned& p = plan[next++];
-    const fs::path run_dir = outcome.directory / p.variant->slug;
     std::vector<std::string> args{"run", spec.base.string()};
     for (const auto& o : p.overrides) {
       args.emplace_back("--set");
       args.push_back(o);
     }
     args.emplace_back("--out");
-    args.push_back(run_dir.string());
-    const fs::path log = outcome.directory / "logs" / (p.variant->slug + ".log");
+    args.push_back((directory / p.variant->slug).string());
+    const fs::path log = directory / "logs" / (p.variant->slug + ".log");
     std::error_code ec;
     fs::remove(log, ec);
     running[spawn_process(request.executable, args, log)] = {&p, Clock::now()};
@@ -243,29 +245,51 @@ SweepOutcome run_sweep(const SweepRequest& request, Progress& progress) {
     Planned& p = *it->second.first;
     p.seconds = std::chrono::duration<double>(Clock::now() - it->second.second).count();
     running.erase(it);
-    const fs::path run_dir = outcome.directory / p.variant->slug;
-    std::error_code ec;
+    const fs::path run_dir = directory / p.variant->slug;
     p.exit_code = exit.exit_code;
-    p.state = exit.exit_code == 0 && fs::exists(run_dir / "summary.json", ec) ? State::finished : State::failed;
+    p.state = exit.exit_code == 0 && artefacts::RunLayout(run_dir).finished() ? State::finished : State::failed;
     ++done;
-    progress.line("sweep: [" + std::to_string(done) + "/" + std::to_string(runs) + "] '" + p.variant->label +
-                  "' " + (p.state == State::finished ? "finished" : "FAILED (exit " + std::to_string(exit.exit_code) +
-                                                                         ", see logs/" + p.variant->slug + ".log)") +
+    progress.line("sweep: [" + std::to_string(done) + "/" + std::to_string(runs) + "] '" + p.variant->label + "' " +
+                  (p.state == State::finished
+                       ? "finished"
+                       : "FAILED (exit " + std::to_string(exit.exit_code) + ", see logs/" + p.variant->slug + ".log)") +
                   " in " + format_fixed(p.seconds, 0) + " s" +
                   (p.state == State::finished ? final_accuracy_line(run_dir) : ""));
-    write_manifest(outcome.directory, spec, plan);
+    write_manifest(directory, spec, plan);
     while (static_cast<int>(running.size()) < request.jobs && start_next()) {
     }
   }
+}
 
+/// Counts the outcome (in distinct runs) and writes the sweep report.
+SweepOutcome summarise(const fs::path& directory, const std::vector<Planned>& plan) {
+  SweepOutcome outcome;
+  outcome.directory = directory;
   for (const auto& p : plan) {
     if (!is_run(p)) continue;
     outcome.finished += p.state == State::finished ? 1 : 0;
     outcome.failed += p.state == State::failed ? 1 : 0;
     outcome.skipped += p.skipped ? 1 : 0;
   }
-  outcome.report = report::write_sweep_report(outcome.directory);
+  outcome.report = report::write_sweep_report(directory);
   return outcome;
+}
+
+}  // namespace
+
+SweepOutcome run_sweep(const SweepRequest& request, Progress& progress) {
+  if (request.jobs < 1) throw UsageError("--jobs expects at least 1");
+  const SweepSpec spec = load_spec(request);
+  const fs::path directory = sweep_directory(request);
+  std::vector<Planned> plan = plan_sweep(spec, request, progress);
+  fs::create_directories(directory / "logs");
+  const DirectoryLock lock(directory);  // before anything in it is cleared or written
+  for (auto& p : plan)
+    if (is_run(p)) classify(p, directory / p.variant->slug);
+  write_file_atomically(directory / "sweep.toml", read_text(spec.file));
+  write_manifest(directory, spec, plan);
+  schedule_runs(spec, request, directory, plan, progress);
+  return summarise(directory, plan);
 }
 
 }  // namespace pretext::sweep

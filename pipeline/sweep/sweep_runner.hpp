@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/run/progress.hpp"
+#include "pipeline/train/progress.hpp"
 #include "pipeline/sweep/sweep_spec.hpp"
 
 namespace pretext::sweep {

@@ -11,7 +11,7 @@
 
 #include <toml++/toml.h>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 namespace pretext::sweep {
 namespace {

@@ -9,7 +9,9 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "pipeline/run/run_directory.hpp"
+#include "common/atomic_file.hpp"
+#include "common/errors.hpp"
+#include "pipeline/artefacts/run_directory.hpp"
 
 namespace pretext {
 namespace {
@@ -77,7 +79,7 @@ std::string read_text_file(const fs::path& file) {
   return text.str();
 }
 
-fs::path checkpoint_directory(const fs::path& run_dir) { return run_dir / "checkpoints"; }
+fs::path checkpoint_directory(const fs::path& run_dir) { return artefacts::RunLayout(run_dir).checkpoints(); }
 
 std::vector<fs::path> list_checkpoints(const fs::path& run_dir) {
   std::vector<std::pair<std::int64_t, fs::path>> found;
@@ -186,6 +188,12 @@ PretextProgress read_checkpoint(const fs::path& file, PretextTask& task, const t
   std::lock_guard<std::mutex> lock(generator.mutex());
   generator.set_state(generator_state.to(torch::kCPU));
   return p;
+}
+
+void load_pretext_state(PretextTask& task, const fs::path& file, const torch::Device& device) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(file.string(), device);
+  task.load(archive);
 }
 
 }  // namespace pretext

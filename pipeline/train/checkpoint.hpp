@@ -52,4 +52,9 @@ std::filesystem::path write_checkpoint(const std::filesystem::path& run_dir, con
 /// corrupt or truncated file.
 PretextProgress read_checkpoint(const std::filesystem::path& file, PretextTask& task, const torch::Device& device);
 
+/// Restores `task` from `file`, a pretext.pt written by an earlier run
+/// (pretext.load, pretext sample); callers check that it exists, each with
+/// its own message.
+void load_pretext_state(PretextTask& task, const std::filesystem::path& file, const torch::Device& device);
+
 }  // namespace pretext

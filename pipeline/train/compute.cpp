@@ -4,7 +4,7 @@
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 #include "pipeline/train/gradient_check.hpp"
 
 namespace pretext {
@@ -129,6 +129,12 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& 
                                                         std::vector<torch::Tensor> parameters,
                                                         std::shared_ptr<GradientCheck> check) {
   return make_optimizer(options, std::vector<ParameterGroup>{{std::move(parameters), options.lr}}, std::move(check));
+}
+
+std::uint64_t phase_seed(std::uint64_t seed, const std::string& phase) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (char c : phase) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+  return SampleRng::mix(seed ^ h) >> 1;
 }
 
 }  // namespace pretext

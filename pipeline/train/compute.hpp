@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/run/run_options.hpp"
+#include "pipeline/config/run_options.hpp"
 #include "pretext/sdk.hpp"
 #include "stages/epoch_graph.hpp"
 
@@ -52,5 +52,10 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
                                                         std::vector<ParameterGroup> groups,
                                                         std::shared_ptr<GradientCheck> check = nullptr);
+
+/// The torch seed of one phase of a run ("pretext", "transfer.<mode>",
+/// "random-init", "sample"): distinct per phase, so each mode's initialisation
+/// does not depend on which modes ran before it.
+std::uint64_t phase_seed(std::uint64_t seed, const std::string& phase);
 
 }  // namespace pretext

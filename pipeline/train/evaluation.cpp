@@ -192,7 +192,7 @@ EvaluationResult evaluate_linear_probe(const FeatureMaps& maps, const Evaluation
   return r;
 }
 
-void run_evaluations(Backbone& backbone, const EvaluationInputs& in, const std::string& suffix, RunDirectory& dir,
+void run_evaluations(Backbone& backbone, const EvaluationInputs& in, const std::string& suffix, artefacts::RunDirectory& dir,
                      Progress& progress, toml::table& section) {
   const EvaluationOptions& o = *in.options;
   if (!o.knn && !o.linear_probe) return;

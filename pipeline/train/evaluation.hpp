@@ -14,9 +14,9 @@
 
 #include <toml++/toml.h>
 
-#include "pipeline/run/progress.hpp"
-#include "pipeline/run/run_directory.hpp"
-#include "pipeline/run/run_options.hpp"
+#include "pipeline/train/progress.hpp"
+#include "pipeline/artefacts/run_directory.hpp"
+#include "pipeline/config/run_options.hpp"
 #include "pipeline/train/compute.hpp"
 #include "pipeline/train/trainer.hpp"
 
@@ -98,7 +98,7 @@ EvaluationResult evaluate_linear_probe(const FeatureMaps& maps, const Evaluation
 /// Runs the evaluations `in.options` enables on `backbone`, each recorded as
 /// `<name><suffix>` ("knn", "linear_probe_random_init", ...): a table in
 /// `section`, rows in metrics.csv (phase = that name, epoch 0) and a progress line.
-void run_evaluations(Backbone& backbone, const EvaluationInputs& in, const std::string& suffix, RunDirectory& dir,
+void run_evaluations(Backbone& backbone, const EvaluationInputs& in, const std::string& suffix, artefacts::RunDirectory& dir,
                      Progress& progress, toml::table& section);
 
 }  // namespace pretext

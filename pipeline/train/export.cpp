@@ -2,12 +2,13 @@
 
 #include <numeric>
 
-#include "pipeline/errors.hpp"
+#include "common/atomic_file.hpp"
+#include "common/errors.hpp"
 #include "data/packed.hpp"
-#include "pipeline/run/data_source.hpp"
-#include "pipeline/run/npy.hpp"
-#include "pipeline/run/run_directory.hpp"
-#include "pipeline/run/run_options.hpp"
+#include "data/data_source.hpp"
+#include "pipeline/artefacts/npy.hpp"
+#include "pipeline/artefacts/run_directory.hpp"
+#include "pipeline/config/run_options.hpp"
 #include "pipeline/train/trainer.hpp"
 
 namespace pretext {
@@ -68,10 +69,10 @@ data::ImageSet load_embedding_data(const fs::path& config_or_file) {
   if (config_or_file.extension() == ".toml") {
     auto document = config::Document::load(config_or_file);
     RunSections sections(document);
-    const DataOptions d = read_run_options(sections).data;
+    const data::DataOptions d = read_run_options(sections).data;
     sections.data.finish();  // a typo in [data] is caught as in a run
     if (d.source == "svhn_mat") return data::load_svhn_mat(d.path);
-    if (d.source == "folder" || d.source == "packed") return load_data_source(d, d.path, d.labels_path).images;
+    if (d.source == "folder" || d.source == "packed") return data::load_data_source(d, d.path, d.labels_path).images;
     return load_idx_for_embedding(d.path, d.labels_path);
   }
   if (config_or_file.extension() == ".mat") return data::load_svhn_mat(config_or_file);
@@ -138,8 +139,8 @@ fs::path labels_file_for(const fs::path& features) {
 void write_embedding(const fs::path& features_file, const Embedding& embedding) {
   const fs::path labels_file = labels_file_for(features_file);
   const torch::Tensor features = embedding.features.to(torch::kCPU, torch::kFloat).contiguous();
-  write_npy(features_file, features.data_ptr<float>(), {features.size(0), features.size(1)});
-  write_npy(labels_file, embedding.labels.data(), {static_cast<std::int64_t>(embedding.labels.size())});
+  artefacts::write_npy(features_file, features.data_ptr<float>(), {features.size(0), features.size(1)});
+  artefacts::write_npy(labels_file, embedding.labels.data(), {static_cast<std::int64_t>(embedding.labels.size())});
 }
 
 }  // namespace pretext

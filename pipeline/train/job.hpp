@@ -13,13 +13,12 @@
 
 #include "data/image_set.hpp"
 #include "data/split.hpp"
-#include "pipeline/config/document.hpp"
-#include "pipeline/plugin_host/plugin_host.hpp"
-#include "pipeline/run/progress.hpp"
-#include "pipeline/run/run_directory.hpp"
-#include "pipeline/run/run_options.hpp"
+#include "pipeline/artefacts/run_directory.hpp"
+#include "pipeline/config/run_options.hpp"
+#include "pipeline/train/assembled_run.hpp"
 #include "pipeline/train/checkpoint.hpp"
 #include "pipeline/train/compute.hpp"
+#include "pipeline/train/progress.hpp"
 #include "pipeline/train/stop_token.hpp"
 #include "pipeline/train/trainer.hpp"
 
@@ -44,56 +43,54 @@ class Job {
   Job(const Job&) = delete;
   Job& operator=(const Job&) = delete;
 
-  [[nodiscard]] const RunOptions& options() const { return options_; }
-  [[nodiscard]] std::string resolved_config() const { return document_.resolved_text(); }
+  [[nodiscard]] const RunOptions& options() const { return assembled_.options(); }
+  [[nodiscard]] std::string resolved_config() const { return assembled_.resolved_config(); }
 
   /// Runs everything into the run directory and returns the summary.
   toml::table run(Progress& progress);
   [[nodiscard]] const std::filesystem::path& run_directory() const { return out_; }
-
-  /// Restores the pretext task from `checkpoint` (a run's pretext.pt) and
-  /// writes `count` generated images to `png` as a grid. InputError when the
-  /// task cannot generate or the checkpoint is missing.
-  void sample(const std::filesystem::path& checkpoint, std::int64_t count, const std::filesystem::path& png);
 
  private:
   struct EvaluationData {
     LabelledTensors validation;
     LabelledTensors test;
   };
-  void load_plugins(RunSections& sections);
   void load_data();
-  std::shared_ptr<Backbone> run_pretext(RunDirectory& dir, Progress& progress, toml::table& summary);
-  void save_pretext_checkpoint(const RunDirectory& dir) const;
+  std::shared_ptr<Backbone> run_pretext(artefacts::RunDirectory& dir, Progress& progress, toml::table& summary);
+
+  // Interrupting and continuing (job_resume.cpp).
   /// Refuses a directory that holds a run (unless forced); on resume, checks there is one.
   void prepare_run_directory(Progress& progress) const;
+  /// On resume: the newest readable checkpoint restored into the task, its
+  /// metrics rows and timings put back; otherwise a fresh state.
+  PretextProgress restore_pretext_progress(artefacts::RunDirectory& dir, Progress& progress);
   /// The newest readable checkpoint, restored into the task; nullopt when there is none.
   std::optional<PretextProgress> restore_newest_checkpoint(Progress& progress);
+  /// After every pretext step: counts it, writes a step checkpoint when one
+  /// is due, and ends the run with RunInterrupted when a stop was requested.
+  void after_pretext_step(PretextProgress& state, const EpochTotals& totals, std::int64_t epoch,
+                          std::int64_t steps_per_epoch, const artefacts::RunDirectory& dir);
+  /// A step checkpoint of `state` with the metrics rows and timings so far.
+  std::filesystem::path write_step_checkpoint(PretextProgress& state, const artefacts::RunDirectory& dir) const;
+  /// pretext.pt and backbone.pt, at the end of every epoch.
+  void save_pretext_checkpoint(const artefacts::RunDirectory& dir) const;
   /// Between phases: a stop request ends the run here (the pretext checkpoint is complete).
   void stop_if_requested(const std::string& where) const;
-  std::shared_ptr<Loss> loss_with_defaults(const std::string& name);
+
   void run_transfer(const std::string& mode, const std::shared_ptr<Backbone>& pretrained,
-                    const EvaluationData& evaluation, RunDirectory& dir, Progress& progress, toml::table& summary);
+                    const EvaluationData& evaluation, artefacts::RunDirectory& dir, Progress& progress,
+                    toml::table& summary);
   /// kNN and linear probe ([evaluation]) on the pretext backbone and a fresh one.
-  void run_feature_evaluations(Backbone& pretrained, const EvaluationData& evaluation, RunDirectory& dir,
+  void run_feature_evaluations(Backbone& pretrained, const EvaluationData& evaluation, artefacts::RunDirectory& dir,
                                Progress& progress, toml::table& summary);
 
-  PluginHost host_;  // declared first: destroyed last, after every object its libraries made
-  config::Document document_;
-  RunOptions options_;
+  AssembledRun assembled_;  // declared first: its plugin host outlives everything its libraries made
   std::filesystem::path out_;
   const StopToken* stop_ = nullptr;
   bool resume_ = false;
   bool force_ = false;
   std::string config_hash_;  // of the run directory's config.toml
   Compute compute_;
-  std::shared_ptr<Model> model_;
-  std::shared_ptr<PretextTask> task_;
-  std::string pretext_plugin_;  // "pretext plugin 'NAME' (FILE)": names the task in its faults
-  std::shared_ptr<Loss> pretext_loss_;
-  std::shared_ptr<Loss> transfer_loss_;
-  std::vector<std::shared_ptr<const Stage>> pretext_stages_;
-  std::vector<std::shared_ptr<const Stage>> transfer_stages_;
   data::ImageSet train_;
   data::ImageSet test_;
   data::Split split_;

@@ -2,13 +2,10 @@
 // networks it saved, rebuilt from its config.toml and model.toml. What
 // `pretext export` and `pretext embed` start from.
 //
-// Files of a run directory this reads:
-//   config.toml           the resolved config (model plugin and its options, device)
-//   model.toml            the networks' input shape and class count (they come
-//                         from the data, not the config)
-//   backbone.pt           the pretext backbone (mode "pretext")
-//   transfer-<mode>.pt    a transfer mode's backbone and head, as the
-//                         sub-archives "backbone" and "head"
+// It reads config.toml (the model plugin and its options), model.toml (the
+// networks' input shape and class count, which come from the data),
+// backbone.pt (mode "pretext") and transfer-<mode>.pt (a mode's backbone and
+// head, as the sub-archives "backbone" and "head"); see artefacts::RunLayout.
 #pragma once
 
 #include <cstdint>
@@ -17,10 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/config/document.hpp"
-#include "pipeline/plugin_host/plugin_host.hpp"
-#include "pipeline/run/run_directory.hpp"
-#include "pipeline/run/run_options.hpp"
+#include "pipeline/artefacts/run_directory.hpp"
+#include "pipeline/config/run_options.hpp"
+#include "pipeline/train/assembled_run.hpp"
 #include "pretext/sdk.hpp"
 
 namespace pretext {
@@ -32,7 +28,7 @@ struct NetworkShape {
 };
 
 /// Writes model.toml into the run directory (atomically).
-void write_network_shape(const RunDirectory& dir, const NetworkShape& shape);
+void write_network_shape(const artefacts::RunDirectory& dir, const NetworkShape& shape);
 /// Reads RUN_DIR/model.toml. InputError naming the file when it is missing,
 /// malformed or lacks a key.
 NetworkShape read_network_shape(const std::filesystem::path& run_dir);
@@ -45,11 +41,11 @@ struct SavedNetworks {
   std::shared_ptr<Head> head;  // null for the pretext backbone
 };
 
+/// What `pretext export` and `embed` call the pretext backbone, beside the transfer modes.
+inline constexpr const char* kPretextMode = "pretext";
+
 class SavedRun {
  public:
-  /// "pretext" (the pretext backbone) and the transfer modes.
-  static const std::vector<std::string>& modes();
-
   /// Reads config.toml and model.toml and loads the model plugin. InputError
   /// when `dir` is not a run directory or lacks model.toml.
   explicit SavedRun(std::filesystem::path dir);
@@ -58,7 +54,7 @@ class SavedRun {
   SavedRun& operator=(const SavedRun&) = delete;
 
   [[nodiscard]] const std::filesystem::path& directory() const { return dir_; }
-  [[nodiscard]] const RunOptions& options() const { return options_; }
+  [[nodiscard]] const RunOptions& options() const { return run_->options(); }
   [[nodiscard]] const NetworkShape& shape() const { return shape_; }
 
   /// The file holding `mode`'s networks. UsageError for an unknown mode.
@@ -70,12 +66,9 @@ class SavedRun {
   [[nodiscard]] SavedNetworks load(const std::string& mode) const;
 
  private:
-  PluginHost host_;  // declared first: destroyed last, after the networks its libraries made
   std::filesystem::path dir_;
-  config::Document document_;
-  RunOptions options_;
+  std::unique_ptr<AssembledRun> run_;  // its plugin host outlives the networks it makes (they hold its libraries)
   NetworkShape shape_;
-  std::shared_ptr<Model> model_;
 };
 
 }  // namespace pretext

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/errors.hpp"  // RunInterrupted
+
 namespace pretext {
 
 class StopToken {
@@ -33,15 +35,5 @@ class StopToken {
   static_assert(std::atomic<int>::is_always_lock_free, "signal handlers need a lock-free flag");
 };
 
-/// The run stopped on request after writing a checkpoint. `signal` is the
-/// signal that asked (2: SIGINT, 15: SIGTERM); the exit code is 128 + signal.
-class RunInterrupted : public std::runtime_error {
- public:
-  RunInterrupted(const std::string& message, int signal) : std::runtime_error(message), signal_(signal) {}
-  [[nodiscard]] int signal() const { return signal_; }
-
- private:
-  int signal_;
-};
 
 }  // namespace pretext

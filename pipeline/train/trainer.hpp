@@ -10,19 +10,15 @@
 #include <vector>
 
 #include "data/image_set.hpp"
-#include "pipeline/run/progress.hpp"
-#include "pipeline/run/run_options.hpp"
+#include "pipeline/train/progress.hpp"
+#include "pipeline/config/run_options.hpp"
 #include "pipeline/train/compute.hpp"
 #include "stages/epoch_graph.hpp"
 
+#include "common/errors.hpp"  // TrainingDiverged
+
 namespace pretext {
 
-/// A NaN or infinite loss, or gradient (NonFiniteGradient, gradient_check.hpp):
-/// the message names the epoch, the step and the loss (and the parameter).
-class TrainingDiverged : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 /// What one training epoch did.
 struct EpochReport {

@@ -5,6 +5,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "pipeline/train/epoch_record.hpp"
 #include "pipeline/train/gradient_check.hpp"
 #include "pipeline/train/trainer.hpp"
 #include "pipeline/train/training_context.hpp"
@@ -31,18 +32,19 @@ void freeze(Backbone& backbone, bool frozen) {
 
 }  // namespace
 
-TransferResult run_transfer(const TransferInputs& in, RunDirectory& dir, Progress& progress) {
+TransferResult run_transfer(const TransferInputs& in, artefacts::RunDirectory& dir, Progress& progress) {
   const auto started = std::chrono::steady_clock::now();
   const RunOptions& o = *in.options;
   const TransferOptions& t = o.transfer;
   const Compute& compute = in.compute;
-  const bool fixed_features = in.mode == "fixed";
+  const TransferMode& mode = transfer_mode(in.mode);
+  const bool fixed_features = !mode.trains_backbone;
   // Linear-probe-then-fine-tune: the backbone may stay frozen for the first epochs.
   const std::int64_t frozen_epochs = fixed_features ? t.epochs : std::min(t.frozen_epochs, t.epochs);
 
   auto backbone = in.model->make_backbone(ModelInput{in.train->shape});
   compute.place(*backbone);
-  if (in.mode != "scratch") copy_weights(*in.pretrained, *backbone);
+  if (mode.from_pretext) copy_weights(*in.pretrained, *backbone);
   auto head = in.model->make_head(backbone->feature_shape(), in.classes);
   compute.place(*head);
 
@@ -103,14 +105,11 @@ TransferResult run_transfer(const TransferInputs& in, RunDirectory& dir, Progres
       result.best_val_accuracy = result.val_accuracy;
       result.best_epoch = epoch + 1;
     }
-    const int e = static_cast<int>(epoch) + 1;
-    dir.add_metric(phase, e, "train_loss", report.loss);
-    dir.add_metric(phase, e, "train_accuracy", report.accuracy);
-    dir.add_metric(phase, e, "val_accuracy", result.val_accuracy);
-    dir.flush_metrics();
-    progress.line(phase + " epoch " + std::to_string(e) + "/" + std::to_string(t.epochs) + ": loss " +
-                  format_fixed(report.loss, 4) + ", train " + format_fixed(report.accuracy, 4) + ", val " +
-                  format_fixed(result.val_accuracy, 4));
+    EpochRecord(phase, epoch + 1, t.epochs)
+        .add("train_loss", report.loss, "loss " + format_fixed(report.loss, 4))
+        .add("train_accuracy", report.accuracy, "train " + format_fixed(report.accuracy, 4))
+        .add("val_accuracy", result.val_accuracy, "val " + format_fixed(result.val_accuracy, 4))
+        .commit(dir, progress);
   }
 
   if (in.test != nullptr) {

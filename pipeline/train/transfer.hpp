@@ -13,9 +13,9 @@
 
 #include "data/image_set.hpp"
 #include "data/split.hpp"
-#include "pipeline/run/progress.hpp"
-#include "pipeline/run/run_directory.hpp"
-#include "pipeline/run/run_options.hpp"
+#include "pipeline/train/progress.hpp"
+#include "pipeline/artefacts/run_directory.hpp"
+#include "pipeline/config/run_options.hpp"
 #include "pipeline/train/compute.hpp"
 #include "pipeline/train/trainer.hpp"
 
@@ -51,6 +51,6 @@ struct TransferResult {
 
 /// Trains and evaluates one mode; per-epoch metrics go to `dir` under
 /// phase "transfer.<mode>".
-TransferResult run_transfer(const TransferInputs& in, RunDirectory& dir, Progress& progress);
+TransferResult run_transfer(const TransferInputs& in, artefacts::RunDirectory& dir, Progress& progress);
 
 }  // namespace pretext

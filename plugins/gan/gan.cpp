@@ -169,31 +169,19 @@ class Gan final : public pretext::PretextTask, public pretext::Sampler {
   }
 
   void save(torch::serialize::OutputArchive& archive) const override {
-    torch::serialize::OutputArchive backbone, head, generator, d_optimizer, g_optimizer;
-    backbone_->save(backbone);
-    head_->save(head);
-    generator_->save(generator);
-    d_optimizer_->save(d_optimizer);
-    g_optimizer_->save(g_optimizer);
-    archive.write("backbone", backbone);
-    archive.write("head", head);
-    archive.write("generator", generator);
-    archive.write("d_optimizer", d_optimizer);
-    archive.write("g_optimizer", g_optimizer);
+    pretext::save_sub_archives(archive, {{"backbone", *backbone_},
+                                         {"head", *head_},
+                                         {"generator", *generator_},
+                                         {"d_optimizer", *d_optimizer_},
+                                         {"g_optimizer", *g_optimizer_}});
   }
 
   void load(torch::serialize::InputArchive& archive) override {
-    torch::serialize::InputArchive backbone, head, generator, d_optimizer, g_optimizer;
-    archive.read("backbone", backbone);
-    archive.read("head", head);
-    archive.read("generator", generator);
-    archive.read("d_optimizer", d_optimizer);
-    archive.read("g_optimizer", g_optimizer);
-    backbone_->load(backbone);
-    head_->load(head);
-    generator_->load(generator);
-    d_optimizer_->load(d_optimizer);
-    g_optimizer_->load(g_optimizer);
+    pretext::load_sub_archives(archive, {{"backbone", *backbone_},
+                                         {"head", *head_},
+                                         {"generator", *generator_},
+                                         {"d_optimizer", *d_optimizer_},
+                                         {"g_optimizer", *g_optimizer_}});
   }
 
  private:

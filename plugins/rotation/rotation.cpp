@@ -72,23 +72,11 @@ class Rotation final : public pretext::PretextTask {
   [[nodiscard]] std::shared_ptr<pretext::Backbone> backbone() const override { return backbone_; }
 
   void save(torch::serialize::OutputArchive& archive) const override {
-    torch::serialize::OutputArchive backbone, head, optimizer;
-    backbone_->save(backbone);
-    head_->save(head);
-    optimizer_->save(optimizer);
-    archive.write("backbone", backbone);
-    archive.write("head", head);
-    archive.write("optimizer", optimizer);
+    pretext::save_sub_archives(archive, {{"backbone", *backbone_}, {"head", *head_}, {"optimizer", *optimizer_}});
   }
 
   void load(torch::serialize::InputArchive& archive) override {
-    torch::serialize::InputArchive backbone, head, optimizer;
-    archive.read("backbone", backbone);
-    archive.read("head", head);
-    archive.read("optimizer", optimizer);
-    backbone_->load(backbone);
-    head_->load(head);
-    optimizer_->load(optimizer);
+    pretext::load_sub_archives(archive, {{"backbone", *backbone_}, {"head", *head_}, {"optimizer", *optimizer_}});
   }
 
  private:

@@ -109,23 +109,13 @@ class Simclr final : public pretext::PretextTask {
   [[nodiscard]] std::shared_ptr<pretext::Backbone> backbone() const override { return backbone_; }
 
   void save(torch::serialize::OutputArchive& archive) const override {
-    torch::serialize::OutputArchive backbone, projection, optimizer;
-    backbone_->save(backbone);
-    projection_->save(projection);
-    optimizer_->save(optimizer);
-    archive.write("backbone", backbone);
-    archive.write("projection", projection);
-    archive.write("optimizer", optimizer);
+    pretext::save_sub_archives(archive,
+                               {{"backbone", *backbone_}, {"projection", *projection_}, {"optimizer", *optimizer_}});
   }
 
   void load(torch::serialize::InputArchive& archive) override {
-    torch::serialize::InputArchive backbone, projection, optimizer;
-    archive.read("backbone", backbone);
-    archive.read("projection", projection);
-    archive.read("optimizer", optimizer);
-    backbone_->load(backbone);
-    projection_->load(projection);
-    optimizer_->load(optimizer);
+    pretext::load_sub_archives(archive,
+                               {{"backbone", *backbone_}, {"projection", *projection_}, {"optimizer", *optimizer_}});
   }
 
  private:

@@ -6,7 +6,7 @@
 #include <sstream>
 #include <string>
 
-#include "pipeline/run/progress.hpp"
+#include "pipeline/train/progress.hpp"
 #include "pipeline/train/job.hpp"
 #include "pipeline/train/trainer.hpp"
 

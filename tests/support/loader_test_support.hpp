@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/errors.hpp"
+#include "common/errors.hpp"
 
 namespace pretext::testing {
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace pretext {
+namespace pretext::artefacts {
 
 /// The element types pretext writes and reads.
 enum class NpyType { float32, int64 };  // '<f4', '<i8'
@@ -42,4 +42,4 @@ struct NpyArray {
 /// with descr, fortran_order and shape, another dtype, or data of the wrong size.
 NpyArray read_npy(const std::filesystem::path& path);
 
-}  // namespace pretext
+}  // namespace pretext::artefacts

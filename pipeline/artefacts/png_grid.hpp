@@ -7,7 +7,7 @@
 
 #include "pretext/image.hpp"
 
-namespace pretext {
+namespace pretext::artefacts {
 
 /// `pixels`: `count` images of `shape`, planar CHW floats in [0, 1] (clamped).
 /// One or three channels. Images are laid out `columns` per row with a
@@ -23,4 +23,4 @@ struct PngInfo {
 /// Reads a PNG's header (for tests and checks). Throws std::runtime_error.
 PngInfo read_png_info(const std::filesystem::path& file);
 
-}  // namespace pretext
+}  // namespace pretext::artefacts

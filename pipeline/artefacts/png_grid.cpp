@@ -1,4 +1,4 @@
-#include "pipeline/run/png_grid.hpp"
+#include "pipeline/artefacts/png_grid.hpp"
 
 #include <png.h>
 
@@ -8,9 +8,9 @@
 #include <memory>
 #include <stdexcept>
 
-#include "pipeline/run/run_directory.hpp"
+#include "common/atomic_file.hpp"
 
-namespace pretext {
+namespace pretext::artefacts {
 namespace {
 
 constexpr int kGap = 2;
@@ -107,4 +107,4 @@ PngInfo read_png_info(const std::filesystem::path& file) {
   return result;
 }
 
-}  // namespace pretext
+}  // namespace pretext::artefacts

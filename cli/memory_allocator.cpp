@@ -1,4 +1,4 @@
-#include "pipeline/run/memory_allocator.hpp"
+#include "cli/memory_allocator.hpp"
 
 #include <cstdlib>
 #include <string_view>
@@ -7,7 +7,7 @@
 #include <malloc.h>
 #endif
 
-namespace pretext {
+namespace pretext::cli {
 
 void keep_freed_memory_for_reuse() {
 #if defined(__GLIBC__)
@@ -21,4 +21,4 @@ void keep_freed_memory_for_reuse() {
 #endif
 }
 
-}  // namespace pretext
+}  // namespace pretext::cli

@@ -1,4 +1,4 @@
-#include "pipeline/run/run_directory.hpp"
+#include "common/atomic_file.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <sstream>
 #include <stdexcept>
+#include <string>
 
 namespace pretext {
 namespace {
@@ -135,41 +135,6 @@ void write_file_atomically(const fs::path& path, std::string_view contents) {
   AtomicFile file(path);
   file.append(contents.data(), contents.size());
   file.commit();
-}
-
-RunDirectory::RunDirectory(std::filesystem::path dir) : dir_(std::move(dir)) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir_, ec);
-  if (ec) throw std::runtime_error("cannot create run directory " + dir_.string() + ": " + ec.message());
-}
-
-void RunDirectory::write_resolved_config(const std::string& toml_text) const {
-  write_file_atomically(file("config.toml"),
-                        "# Resolved by pretext: the config as run, defaults and --set overrides applied.\n" + toml_text +
-                            "\n");
-}
-
-void RunDirectory::add_metric(std::string_view phase, int epoch, std::string_view metric, double value) {
-  std::ostringstream row;
-  row.precision(9);
-  row << phase << ',' << epoch << ',' << metric << ',' << value;
-  metric_rows_.push_back(row.str());
-}
-
-void RunDirectory::flush_metrics() const {
-  std::string csv = "phase,epoch,metric,value\n";
-  for (const auto& row : metric_rows_) csv += row + '\n';
-  write_file_atomically(file("metrics.csv"), csv);
-}
-
-void RunDirectory::write_summary(const toml::table& summary) const {
-  std::ostringstream json;
-  json << toml::json_formatter{summary} << '\n';
-  write_file_atomically(file("summary.json"), json.str());
-  // The same table as TOML, which pretext itself can read back (pretext report).
-  std::ostringstream toml_text;
-  toml_text << toml::toml_formatter{summary} << '\n';
-  write_file_atomically(file("summary.toml"), toml_text.str());
 }
 
 }  // namespace pretext

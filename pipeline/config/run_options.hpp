@@ -1,4 +1,5 @@
-// The host's options: one struct per config section, defaults and docs in
+// The host's options: one struct per config section ([data]'s is
+// data::DataOptions, data/data_options.hpp), defaults and docs in
 // run_options.cpp, validated there and only there. Plugin-owned keys live in
 // the same tables ([model], [pretext], [transfer.loss], stages) and are read
 // by the plugins themselves through the same Sections.
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "data/data_options.hpp"
 #include "pipeline/config/document.hpp"
 #include "pipeline/config/section.hpp"
 
@@ -20,25 +22,25 @@ struct OptimizerOptions {
   double momentum = 0.9;  // sgd only
 };
 
-struct DataOptions {
-  std::string source = "idx";  // idx | svhn_mat | folder | packed
-  std::string path;            // training file (labelled + validation + unlabelled come from it)
-  std::string test_path;       // evaluated separately
-  std::string labels_path;     // idx only; derived from path when empty
-  std::string test_labels_path;
-  std::int64_t labelled = 500;
-  std::int64_t validation = 2000;
-  std::int64_t unlabelled = 0;  // 0: all the rest
-  std::int64_t pad_to = 32;     // 0: keep the file's size
-  // folder only: what each image is decoded to, and what a bad file does
-  std::int64_t image_size = 32;
-  std::int64_t channels = 3;
-  std::string on_bad_image = "fail";  // fail | skip
-  bool labelled_layout = true;        // one sub-folder per class; false: any tree, labels -1
-  // packed only
-  bool verify_checksum = true;
-  std::string access = "mmap";  // mmap | stream
+/// A transfer mode: what the classifier's backbone starts from, and whether
+/// it trains.
+struct TransferMode {
+  std::string name;
+  bool from_pretext = true;     // the pretext backbone's weights; false: freshly initialised
+  bool trains_backbone = true;  // false: frozen, in eval mode (batch-norm statistics and dropout as left)
 };
+
+/// The transfer modes, in the order a run trains them by default: fixed,
+/// finetuned, scratch. The one list; the config, transfer and `pretext
+/// export` all take it from here.
+const std::vector<TransferMode>& transfer_modes();
+/// The mode named `name`, or nullptr.
+const TransferMode* find_transfer_mode(const std::string& name);
+/// The mode named `name`; std::out_of_range for any other name (the config
+/// has refused those already).
+const TransferMode& transfer_mode(const std::string& name);
+bool is_transfer_mode(const std::string& name);
+std::vector<std::string> transfer_mode_names();
 
 struct PipelineOptions {
   std::int64_t threads = 1;  // oneTBB arena, trainer thread included
@@ -62,7 +64,7 @@ struct PretextOptions {
 };
 
 struct TransferOptions {
-  std::vector<std::string> modes = {"fixed", "finetuned", "scratch"};
+  std::vector<std::string> modes = transfer_mode_names();
   std::int64_t epochs = 30;
   std::int64_t batch_size = 32;
   OptimizerOptions optimizer;
@@ -98,7 +100,7 @@ struct RunOptions {
   std::string model_plugin = "conv4";
   std::string pretext_loss_plugin = "cross_entropy";
   std::string transfer_loss_plugin = "cross_entropy";
-  DataOptions data;
+  data::DataOptions data;
   PipelineOptions pipeline;
   TrainerOptions trainer;
   PretextOptions pretext;

@@ -1,4 +1,4 @@
-#include "pipeline/run/progress.hpp"
+#include "pipeline/train/progress.hpp"
 
 #include <unistd.h>
 
@@ -13,7 +13,8 @@ namespace {
 constexpr std::chrono::milliseconds kInteractiveInterval{200};
 constexpr std::chrono::seconds kPlainInterval{10};
 
-std::string format_duration(double seconds) {
+/// Compact, for the ETA on a progress line: "42s", "5m09s", "2h03m07s".
+std::string format_eta(double seconds) {
   const auto s = static_cast<long long>(seconds + 0.5);
   std::ostringstream out;
   if (s >= 3600) out << s / 3600 << 'h';
@@ -23,14 +24,6 @@ std::string format_duration(double seconds) {
 }
 
 }  // namespace
-
-std::string format_fixed(double value, int digits) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(digits) << value;
-  return out.str();
-}
-
-std::string format_percent(double fraction) { return format_fixed(100.0 * fraction, 2) + "%"; }
 
 Progress::Progress(std::ostream& out, bool interactive) : out_(&out), interactive_(interactive) {}
 
@@ -57,7 +50,7 @@ void Progress::step(std::int64_t epoch, std::int64_t step, double loss, double i
   std::ostringstream text;
   text << std::fixed << phase_ << "  epoch " << epoch + 1 << '/' << epochs_ << "  step " << step << '/'
        << steps_per_epoch_ << "  loss " << std::setprecision(4) << loss << "  " << std::setprecision(0)
-       << images_per_second << " img/s  ETA " << format_duration(eta);
+       << images_per_second << " img/s  ETA " << format_eta(eta);
   if (interactive_) {
     *out_ << '\r' << text.str() << "\033[K" << std::flush;
     line_open_ = true;

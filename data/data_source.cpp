@@ -1,4 +1,4 @@
-#include "pipeline/run/data_source.hpp"
+#include "data/data_source.hpp"
 
 #include <sstream>
 
@@ -7,32 +7,32 @@
 #include "data/image_folder.hpp"
 #include "data/packed.hpp"
 
-namespace pretext {
+namespace pretext::data {
 
 LoadedData load_data_source(const DataOptions& d, const std::string& path, const std::string& labels,
                             const LoadCallbacks& callbacks) {
   LoadedData loaded;
   if (d.source == "svhn_mat") {
-    loaded.images = data::load_svhn_mat(path);
+    loaded.images = load_svhn_mat(path);
   } else if (d.source == "folder") {
-    data::FolderOptions options;
-    options.target = data::DecodeTarget{static_cast<int>(d.channels), static_cast<int>(d.image_size)};
+    FolderOptions options;
+    options.target = DecodeTarget{static_cast<int>(d.channels), static_cast<int>(d.image_size)};
     options.labelled_layout = d.labelled_layout;
-    options.on_bad_image = d.on_bad_image == "skip" ? data::BadImagePolicy::skip : data::BadImagePolicy::fail;
+    options.on_bad_image = d.on_bad_image == "skip" ? BadImagePolicy::skip : BadImagePolicy::fail;
     options.report_skip = callbacks.report_skip;
     options.progress = callbacks.progress;
-    auto folder = data::load_image_folder(path, options);
+    auto folder = load_image_folder(path, options);
     loaded.images = std::move(folder.images);
     loaded.classes = std::move(folder.classes);
     loaded.skipped = folder.skipped;
   } else if (d.source == "packed") {
-    auto packed = data::read_packed(path, d.verify_checksum,
-                                    d.access == "stream" ? data::PackedAccess::stream : data::PackedAccess::mmap);
+    auto packed = read_packed(path, d.verify_checksum,
+                                    d.access == "stream" ? PackedAccess::stream : PackedAccess::mmap);
     loaded.images = std::move(packed.images);
     loaded.classes = std::move(packed.classes);
   } else {
     loaded.images =
-        data::load_idx(path, labels.empty() ? data::idx_labels_path_for(path) : std::filesystem::path(labels));
+        load_idx(path, labels.empty() ? idx_labels_path_for(path) : std::filesystem::path(labels));
   }
   return loaded;
 }
@@ -47,4 +47,4 @@ std::string classes_toml(const std::vector<std::string>& classes) {
   return out.str();
 }
 
-}  // namespace pretext
+}  // namespace pretext::data

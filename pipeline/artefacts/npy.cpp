@@ -1,4 +1,4 @@
-#include "pipeline/run/npy.hpp"
+#include "pipeline/artefacts/npy.hpp"
 
 #include <cctype>
 #include <cerrno>
@@ -8,13 +8,13 @@
 #include <stdexcept>
 #include <string_view>
 
-#include "pipeline/errors.hpp"
-#include "pipeline/run/run_directory.hpp"
+#include "common/errors.hpp"
+#include "common/atomic_file.hpp"
 
 // The element bytes are copied as they are in memory, and .npy says '<'.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "npy.cpp writes host-order bytes as little-endian");
 
-namespace pretext {
+namespace pretext::artefacts {
 namespace {
 
 namespace fs = std::filesystem;
@@ -226,4 +226,4 @@ NpyArray read_npy(const fs::path& path) {
   return array;
 }
 
-}  // namespace pretext
+}  // namespace pretext::artefacts

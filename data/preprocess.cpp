@@ -1,13 +1,13 @@
-#include "pipeline/run/preprocess.hpp"
+#include "data/preprocess.hpp"
 
 #include <chrono>
 #include <cstdio>
 #include <string>
 
 #include "data/packed.hpp"
-#include "pipeline/run/data_source.hpp"
+#include "data/data_source.hpp"
 
-namespace pretext {
+namespace pretext::data {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -53,9 +53,9 @@ PreprocessResult preprocess_to_packed(const DataOptions& d, const std::filesyste
     throw;
   }
   end_progress_line();
-  if (d.pad_to > 0) data::pad_to(loaded.images, static_cast<int>(d.pad_to));
+  if (d.pad_to > 0) pad_to(loaded.images, static_cast<int>(d.pad_to));
   const double loaded_seconds = seconds_since(started);
-  data::write_packed(out, loaded.images, loaded.classes);
+  write_packed(out, loaded.images, loaded.classes);
 
   PreprocessResult result{loaded.images.size(), loaded.skipped, seconds_since(started)};
   const ImageShape& s = loaded.images.shape;
@@ -66,4 +66,4 @@ PreprocessResult preprocess_to_packed(const DataOptions& d, const std::filesyste
   return result;
 }
 
-}  // namespace pretext
+}  // namespace pretext::data

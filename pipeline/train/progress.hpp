@@ -8,12 +8,9 @@
 #include <iosfwd>
 #include <string>
 
-namespace pretext {
+#include "common/format.hpp"  // format_fixed and format_percent, for the lines callers print
 
-/// `value` with `digits` decimals, for progress and log lines.
-std::string format_fixed(double value, int digits);
-/// A fraction as a percentage with two decimals: 0.0056 -> "0.56%".
-std::string format_percent(double fraction);
+namespace pretext {
 
 class Progress {
  public:

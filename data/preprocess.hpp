@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <ostream>
 
-#include "pipeline/run/run_options.hpp"
+#include "data/data_options.hpp"
 
-namespace pretext {
+namespace pretext::data {
 
 struct PreprocessResult {
   std::size_t images = 0;
@@ -21,4 +21,4 @@ struct PreprocessResult {
 /// throughput go to `log`. Throws InputError naming the file.
 PreprocessResult preprocess_to_packed(const DataOptions& d, const std::filesystem::path& out, std::ostream& log);
 
-}  // namespace pretext
+}  // namespace pretext::data

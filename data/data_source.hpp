@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "data/image_set.hpp"
-#include "pipeline/run/run_options.hpp"
+#include "data/data_options.hpp"
 
-namespace pretext {
+namespace pretext::data {
 
 struct LoadedData {
-  data::ImageSet images;
+  ImageSet images;
   std::vector<std::string> classes;  // label -> name where the source has names (folder, packed)
   std::size_t skipped = 0;           // folder, on_bad_image = "skip"
 };
@@ -31,4 +31,4 @@ LoadedData load_data_source(const DataOptions& d, const std::string& path, const
 /// classes.toml: `classes = ["cat", "dog"]`, label i is the i-th name.
 std::string classes_toml(const std::vector<std::string>& classes);
 
-}  // namespace pretext
+}  // namespace pretext::data

@@ -1,7 +1,7 @@
 // Process-wide malloc settings for training programs (pretext, pretext-train-bench).
 #pragma once
 
-namespace pretext {
+namespace pretext::cli {
 
 /// Keeps freed heap memory mapped for reuse instead of handing it back to the
 /// kernel. LibTorch allocates every activation and gradient afresh, and with
@@ -10,4 +10,4 @@ namespace pretext {
 /// the user set GLIBC_TUNABLES for malloc, or on a C library other than glibc.
 void keep_freed_memory_for_reuse();
 
-}  // namespace pretext
+}  // namespace pretext::cli

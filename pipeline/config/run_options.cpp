@@ -1,6 +1,7 @@
-#include "pipeline/run/run_options.hpp"
+#include "pipeline/config/run_options.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <thread>
 
 namespace pretext {
@@ -17,8 +18,8 @@ OptimizerOptions read_optimizer(config::Section& s, const OptimizerOptions& defa
   return o;
 }
 
-DataOptions read_data(config::Section& s) {
-  DataOptions d;
+data::DataOptions read_data(config::Section& s) {
+  data::DataOptions d;
   d.source = s.choice("source", d.source, {"idx", "svhn_mat", "folder", "packed"},
                       "idx: IDX files (gzip or raw); svhn_mat: SVHN *_32x32.mat; folder: a folder of PNG/JPEG "
                       "images; packed: a file written by pretext preprocess");
@@ -115,6 +116,34 @@ void RunSections::finish() const {
   for (const auto& s : transfer_stages) s.finish();
 }
 
+const std::vector<TransferMode>& transfer_modes() {
+  static const std::vector<TransferMode> kModes = {
+      {"fixed", /*from_pretext=*/true, /*trains_backbone=*/false},
+      {"finetuned", /*from_pretext=*/true, /*trains_backbone=*/true},
+      {"scratch", /*from_pretext=*/false, /*trains_backbone=*/true},
+  };
+  return kModes;
+}
+
+const TransferMode* find_transfer_mode(const std::string& name) {
+  for (const auto& mode : transfer_modes())
+    if (mode.name == name) return &mode;
+  return nullptr;
+}
+
+const TransferMode& transfer_mode(const std::string& name) {
+  if (const TransferMode* mode = find_transfer_mode(name)) return *mode;
+  throw std::out_of_range("no transfer mode named '" + name + "'");
+}
+
+std::vector<std::string> transfer_mode_names() {
+  std::vector<std::string> names;
+  for (const auto& mode : transfer_modes()) names.push_back(mode.name);
+  return names;
+}
+
+bool is_transfer_mode(const std::string& name) { return find_transfer_mode(name) != nullptr; }
+
 RunOptions read_run_options(RunSections& s) {
   RunOptions o;
   o.seed = static_cast<std::uint64_t>(
@@ -164,8 +193,8 @@ RunOptions read_run_options(RunSections& s) {
   o.pretext.load = s.pretext.string("load", "", "pretext.pt of an earlier run to start from (same model and task)");
   o.pretext_loss_plugin = s.pretext_loss.string("plugin", o.pretext_loss_plugin, "loss plugin for the pretext task");
 
-  o.transfer.modes = s.transfer.strings("modes", o.transfer.modes, {"fixed", "finetuned", "scratch"},
-                                        "transfer modes to run, in order");
+  o.transfer.modes =
+      s.transfer.strings("modes", o.transfer.modes, transfer_mode_names(), "transfer modes to run, in order");
   o.transfer.epochs = s.transfer.integer("epochs", o.transfer.epochs, 0, 100000, "transfer epochs per mode");
   o.transfer.batch_size = s.transfer.integer("batch_size", o.transfer.batch_size, 1, 1 << 16, "transfer batch size");
   o.transfer.optimizer = read_optimizer(s.transfer, OptimizerOptions{});
