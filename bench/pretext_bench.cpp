@@ -3,7 +3,8 @@
 // Runs the real flow graph (stages::run_epoch) with the rotation task's four
 // views and the color_jitter stage, from three sources (memory, a packed
 // file, a folder of PNGs), and a plain memcpy loop writing the same bytes as
-// a bandwidth reference. Prints one JSON object per line; see bench/README.md.
+// a bandwidth reference. The stages case puts rand_augment (FixMatch's strong
+// view) in color_jitter's place. Prints one JSON object per line; see bench/README.md.
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <numeric>
 #include <sstream>
@@ -45,7 +47,7 @@ struct Settings {
   std::size_t images = 20000;
   int repeats = 3;
   std::vector<int> threads;
-  std::vector<std::string> cases{"copy", "memory", "packed", "png", "rss"};
+  std::vector<std::string> cases{"copy", "memory", "packed", "png", "rss", "stages"};
 
   [[nodiscard]] bool runs(const std::string& name) const {
     return std::find(cases.begin(), cases.end(), name) != cases.end();
@@ -53,13 +55,14 @@ struct Settings {
 };
 
 std::vector<std::string> parse_cases(const std::string& list) {
-  static const std::vector<std::string> known{"copy", "memory", "packed", "png", "rss"};
+  static const std::vector<std::string> known{"copy", "memory", "packed", "png", "rss", "stages"};
   std::vector<std::string> out;
   std::stringstream in(list);
   std::string item;
   while (std::getline(in, item, ',')) {
     if (std::find(known.begin(), known.end(), item) == known.end())
-      throw std::invalid_argument("--cases: unknown case '" + item + "' (expected copy, memory, packed, png, rss)");
+      throw std::invalid_argument("--cases: unknown case '" + item +
+                                  "' (expected copy, memory, packed, png, rss, stages)");
     out.push_back(item);
   }
   if (out.empty()) throw std::invalid_argument("--cases: expected a list like memory,packed");
@@ -83,18 +86,28 @@ std::vector<int> parse_threads(const std::string& list) {
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-std::shared_ptr<const Stage> color_jitter_stage() {
-  FixedOptions options({{"brightness", 0.2}, {"contrast", 0.4}, {"saturation", 0.5}});
+/// The built-in stage `wanted`, made as from a TOML section holding `numbers`
+/// (every other key at its default).
+std::shared_ptr<const Stage> builtin_stage(const std::string& wanted, std::map<std::string, double> numbers) {
+  FixedOptions options(std::move(numbers));
   for (auto& [name, maker] : stages::builtin_stages())
-    if (name == "color_jitter") return maker(options);
-  throw std::runtime_error("no built-in color_jitter stage");
+    if (name == wanted) return maker(options);
+  throw std::runtime_error("no built-in " + wanted + " stage");
+}
+
+/// The stages a pipeline row may run: color_jitter everywhere, rand_augment
+/// (defaults: 2 ops, magnitude up to 10, cutout 0.5) in the stages case.
+const std::shared_ptr<const Stage>& stage_named(const std::string& name) {
+  static const std::map<std::string, std::shared_ptr<const Stage>> stages{
+      {"color_jitter", builtin_stage("color_jitter", {{"brightness", 0.2}, {"contrast", 0.4}, {"saturation", 0.5}})},
+      {"rand_augment", builtin_stage("rand_augment", {})}};
+  return stages.at(name);
 }
 
 /// One epoch through the real graph; the consumer only touches each batch.
 stages::EpochStats run_pipeline(const data::ImageSet& set, int threads, std::uint64_t epoch,
-                                double consumer_seconds_per_batch = 0.0) {
+                                double consumer_seconds_per_batch = 0.0, const std::string& stage = "color_jitter") {
   static const RotationViews rotation;
-  static const std::shared_ptr<const Stage> jitter = color_jitter_stage();
   stages::EpochSpec spec;
   spec.plan.images = &set;
   std::vector<std::uint32_t> order(set.size());
@@ -103,7 +116,7 @@ stages::EpochStats run_pipeline(const data::ImageSet& set, int threads, std::uin
   spec.plan.seed = 1;
   spec.plan.epoch = epoch;
   spec.views = &rotation;
-  spec.stages = {jitter};
+  spec.stages = {stage_named(stage)};
   spec.batch_size = kBatchSize;
   spec.graph.threads = threads;
   volatile double sink = 0.0;
@@ -149,15 +162,17 @@ double copy_seconds(std::size_t bytes, int threads) {
   return seconds;
 }
 
-/// Runs one untimed and `repeats` timed epochs; prints the row for their median.
-void pipeline_row(const Settings& settings, const data::ImageSet& set, const std::string& source, int threads,
-                  double copy_bytes_per_second, const std::string& access = "") {
+/// Runs one untimed and `repeats` timed epochs; prints the row for their
+/// median and returns its output views per second.
+double pipeline_row(const Settings& settings, const data::ImageSet& set, const std::string& source, int threads,
+                    double copy_bytes_per_second, const std::string& access = "",
+                    const std::string& stage = "color_jitter") {
   std::vector<double> seconds;
   // One untimed epoch first, so each case starts with the same warm threads,
   // allocator and caches whichever case ran before it.
-  stages::EpochStats stats = run_pipeline(set, threads, 1000);
+  stages::EpochStats stats = run_pipeline(set, threads, 1000, 0.0, stage);
   for (int r = 0; r < settings.repeats; ++r) {
-    stats = run_pipeline(set, threads, static_cast<std::uint64_t>(r));
+    stats = run_pipeline(set, threads, static_cast<std::uint64_t>(r), 0.0, stage);
     seconds.push_back(stats.seconds);
   }
   const double med = median(seconds);
@@ -168,6 +183,7 @@ void pipeline_row(const Settings& settings, const data::ImageSet& set, const std
       .add("source", source)
       .add("threads", threads)
       .add("access", access)
+      .add("stage", stage)
       .add("images", set.size())
       .add("views_per_image", kViews)
       .add("output_images", static_cast<long long>(stats.samples))
@@ -181,6 +197,26 @@ void pipeline_row(const Settings& settings, const data::ImageSet& set, const std
       .add("consumer_wait_fraction", stats.wait_seconds / stats.seconds)
       .add("max_batches_in_flight", stats.max_batches_in_flight)
       .print();
+  return views_per_second;
+}
+
+/// color_jitter and rand_augment in the same pipeline from memory, one after
+/// the other per thread count, then a row comparing the two.
+void stage_rows(const Settings& settings, const data::ImageSet& set, const std::vector<double>& copy_rate) {
+  for (int t : settings.threads) {
+    const double copy = copy_rate[static_cast<std::size_t>(t)];
+    const double jitter = pipeline_row(settings, set, "memory", t, copy, "", "color_jitter");
+    const double rand_augment = pipeline_row(settings, set, "memory", t, copy, "", "rand_augment");
+    JsonRow()
+        .add("case", "stage_comparison")
+        .add("source", "memory")
+        .add("threads", t)
+        .add("images", set.size())
+        .add("color_jitter_images_per_second", jitter)
+        .add("rand_augment_images_per_second", rand_augment)
+        .add("rand_augment_over_color_jitter", jitter > 0 ? rand_augment / jitter : 0.0)
+        .print();
+  }
 }
 
 /// A temporary directory removed on scope exit.
@@ -349,7 +385,7 @@ void run_all(const Settings& settings) {
   // The memory-bandwidth reference: the pipeline's output bytes, written by memcpy.
   if (settings.runs("copy")) copy_rows(settings, copy_rate);
   TempDir temp;
-  if (settings.runs("memory") || settings.runs("packed") || settings.runs("png")) {
+  if (settings.runs("memory") || settings.runs("packed") || settings.runs("png") || settings.runs("stages")) {
     const data::ImageSet set = synthetic_images(settings.images);
     if (settings.runs("memory"))
       for (int t : settings.threads) pipeline_row(settings, set, "memory", t, copy_rate[static_cast<std::size_t>(t)]);
@@ -365,6 +401,7 @@ void run_all(const Settings& settings) {
       }
     }
     if (settings.runs("png")) png_rows(settings, set, temp.path / "png", copy_rate);
+    if (settings.runs("stages")) stage_rows(settings, set, copy_rate);
   }
   if (settings.runs("rss")) rss_rows(settings, temp.path);
 }
@@ -375,7 +412,7 @@ void usage() {
                "  --images N      source images per case (default 20000)\n"
                "  --repeats R     epochs per case; the median is reported (default 3)\n"
                "  --threads LIST  comma-separated thread counts (default 1,<hardware threads>)\n"
-               "  --cases LIST    comma-separated subset of copy,memory,packed,png,rss (default: all)\n"
+               "  --cases LIST    comma-separated subset of copy,memory,packed,png,rss,stages (default: all)\n"
                "  --quick         smoke run: 2000 images, 1 repeat unless given\n");
 }
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -141,9 +142,7 @@ TEST(EpochGraph, BatchBuffersAreAlignedAndRecycled) {
   auto spec = spec_for(set);
   spec.buffers = BufferPool::create(8 * 16);
   spec.graph.max_batches_in_flight = 2;
-  run_epoch(spec, [&](const Batch& b) {
-    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(b.pixels()) % 64, 0U);
-  });
+  run_epoch(spec, [&](const Batch& b) { EXPECT_EQ(reinterpret_cast<std::uintptr_t>(b.pixels()) % 64, 0U); });
   // 50 batches through a graph that holds at most two at once (plus one the
   // source may have made ahead): the same few buffers went round and round.
   EXPECT_GE(spec.buffers->allocated(), 1U);
@@ -232,6 +231,135 @@ TEST(EpochGraph, StageExceptionComesOut) {
   auto spec = spec_for(set);
   spec.stages.push_back(std::make_shared<ThrowingStage>());
   EXPECT_THROW(run_epoch(spec, [](const Batch&) {}), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace pretext::stages
+
+namespace pretext::stages {
+namespace {
+
+// ---- joint epochs and per-view stages (FixMatch's weak/strong pairs) ------
+
+// Adds 0.5 to pixel 1 of the image: a strong view is recognisable.
+class MarkPixel final : public Stage {
+ public:
+  void apply(ImageView image, SampleRng&) const override { image.data[1] += 0.5F; }
+};
+
+TEST(EpochGraph, PairsOfViewsComeAdjacentInOrderEachWithItsOwnStages) {
+  const auto set = numbered_images(40);
+  const RepeatedViews pairs(2);
+  EpochSpec spec = spec_for(set);
+  spec.views = &pairs;
+  spec.batch_size = 6;  // an odd number of pairs per batch... and batches that end mid-epoch
+  spec.view_stages = {{}, {std::make_shared<MarkPixel>()}};
+  std::vector<int> sources;
+  std::vector<float> marks;
+  std::vector<std::int64_t> labels;
+  run_epoch(spec, [&](const Batch& b) {
+    for (std::int64_t i = 0; i < b.count; ++i) {
+      sources.push_back(source_of(b, i));
+      marks.push_back(b.pixels()[static_cast<std::size_t>(i) * b.shape.numel() + 1] -
+                      b.pixels()[static_cast<std::size_t>(i) * b.shape.numel()]);
+      labels.push_back(b.labels[static_cast<std::size_t>(i)]);
+    }
+  });
+  ASSERT_EQ(sources.size(), 80U);
+  for (std::size_t i = 0; i < 40; ++i) {
+    const std::uint32_t image = spec.plan.order[i];
+    EXPECT_EQ(sources[2 * i], static_cast<int>(image)) << "weak view of the image at position " << i;
+    EXPECT_EQ(sources[2 * i + 1], static_cast<int>(image)) << "strong view, right after its weak view";
+    EXPECT_FLOAT_EQ(marks[2 * i], 0.0F) << "the weak view went through the weak stages only";
+    EXPECT_FLOAT_EQ(marks[2 * i + 1], 0.5F) << "the strong view went through the strong stages";
+    EXPECT_EQ(labels[2 * i], set.labels[image]);
+    EXPECT_EQ(labels[2 * i + 1], set.labels[image]);
+  }
+}
+
+TEST(EpochGraph, EachViewDrawsFromItsOwnRandomStream) {
+  const auto set = numbered_images(16);
+  const RepeatedViews pairs(2);
+  EpochSpec spec = spec_for(set);
+  spec.views = &pairs;
+  const auto jitter = std::make_shared<Jitter>();
+  spec.view_stages = {{jitter}, {jitter}};  // the same stage on both views
+  std::size_t differing = 0;
+  run_epoch(spec, [&](const Batch& b) {
+    const std::size_t n = b.shape.numel();
+    for (std::int64_t i = 0; i + 1 < b.count; i += 2)
+      if (!std::equal(b.pixels() + i * n, b.pixels() + (i + 1) * n, b.pixels() + (i + 1) * n)) ++differing;
+  });
+  // Image 0 is black, which no jitter changes; each of the other 15 pairs differs.
+  EXPECT_EQ(differing, 15U) << "the two views of an image were jittered alike";
+}
+
+TEST(EpochGraph, ViewStagesMustMatchTheViews) {
+  const auto set = numbered_images(8);
+  const RepeatedViews pairs(2);
+  EpochSpec spec = spec_for(set);
+  spec.views = &pairs;
+  spec.view_stages = {{}};
+  EXPECT_THROW(run_epoch(spec, [](const Batch&) {}), std::invalid_argument);
+}
+
+TEST(EpochGraph, AJointEpochHandsOverBatchKOfEveryPartTogether) {
+  const auto labelled = numbered_images(30);
+  const auto unlabelled = numbered_images(100);
+  const RepeatedViews pairs(2);
+  EpochSpec first = spec_for(labelled);
+  first.batch_size = 4;
+  first.drop_last = true;
+  EpochSpec second = spec_for(unlabelled, 1);
+  second.views = &pairs;
+  second.batch_size = 12;
+  second.drop_last = true;
+  second.view_stages = {{}, {std::make_shared<MarkPixel>()}};
+  // Alone, each part makes these batches.
+  std::vector<std::vector<int>> alone_first;
+  std::vector<std::vector<int>> alone_second;
+  auto sources_of = [](const Batch& b) {
+    std::vector<int> s;
+    for (std::int64_t i = 0; i < b.count; ++i) s.push_back(source_of(b, i));
+    return s;
+  };
+  run_epoch(first, [&](const Batch& b) { alone_first.push_back(sources_of(b)); });
+  run_epoch(second, [&](const Batch& b) { alone_second.push_back(sources_of(b)); });
+  ASSERT_EQ(alone_first.size(), 7U);    // 30 / 4
+  ASSERT_EQ(alone_second.size(), 16U);  // 200 / 12
+
+  std::uint64_t expected_seq = 0;
+  const EpochStats stats = run_joint_epoch({&first, &second}, [&](const std::vector<const Batch*>& parts) {
+    ASSERT_EQ(parts.size(), 2U);
+    EXPECT_EQ(parts[0]->seq, expected_seq);
+    EXPECT_EQ(parts[1]->seq, expected_seq);
+    EXPECT_EQ(sources_of(*parts[0]), alone_first[expected_seq]);
+    EXPECT_EQ(sources_of(*parts[1]), alone_second[expected_seq]);
+    ++expected_seq;
+  });
+  EXPECT_EQ(expected_seq, 7U) << "the joint epoch ends with its shortest part";
+  EXPECT_EQ(stats.batches, 7U);
+  EXPECT_EQ(stats.samples, 7U * (4 + 12));
+}
+
+TEST(EpochGraph, KeyingByPositionAugmentsARepeatedImageAfresh) {
+  const auto set = numbered_images(4);
+  EpochSpec spec = spec_for(set);
+  spec.plan.order = {2, 2, 2, 2};
+  spec.batch_size = 4;
+  spec.stages.push_back(std::make_shared<Jitter>());
+  auto distinct_views = [&] {
+    std::vector<std::vector<float>> seen;
+    run_epoch(spec, [&](const Batch& b) {
+      for (std::int64_t i = 0; i < b.count; ++i)
+        seen.emplace_back(b.pixels() + i * b.shape.numel(), b.pixels() + (i + 1) * b.shape.numel());
+    });
+    std::sort(seen.begin(), seen.end());
+    return std::unique(seen.begin(), seen.end()) - seen.begin();
+  };
+  EXPECT_EQ(distinct_views(), 1) << "keyed by dataset index: four visits, one augmentation";
+  spec.plan.key_by_position = true;
+  EXPECT_EQ(distinct_views(), 4);
 }
 
 }  // namespace

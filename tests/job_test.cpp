@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -251,6 +252,93 @@ namespace {
 
 // Every shipped config must stay valid: keys, values and plugins. The data
 // paths are pointed at the synthetic files (the real ones may be absent).
+// ---- the semi-supervised modes ----------------------------------------------
+
+TEST_F(TinyRun, SemiSupervisedModesRecordMaskRateAndPseudoLabelAccuracyAndSaveTheirNetworks) {
+  const auto out = dir_ / "semi";
+  const auto summary =
+      run(out, {"pretext.epochs=1", R"(transfer.modes=["semi", "semi_scratch"])", "transfer.semi.epochs=2",
+                "transfer.semi.steps_per_epoch=3", "transfer.semi.mu=2", "transfer.semi.threshold=0.3",
+                R"(transfer.semi.strong_stages=[{ name = "rand_augment" }])"});
+  for (const char* mode : {"semi", "semi_scratch"}) {
+    SCOPED_TRACE(mode);
+    ASSERT_TRUE(summary["transfer"][mode]["val_accuracy"].value<double>().has_value());
+    ASSERT_TRUE(summary["transfer"][mode]["test_accuracy"].value<double>().has_value());
+    EXPECT_TRUE(fs::exists(artefacts::RunLayout(out).transfer_networks(mode)));
+  }
+  const std::string metrics = read(out / "metrics.csv");
+  for (const char* row : {"transfer.semi,1,mask_rate,", "transfer.semi,2,mask_rate,",
+                          "transfer.semi,2,pseudo_label_accuracy,", "transfer.semi_scratch,2,val_accuracy,"})
+    EXPECT_NE(metrics.find(row), std::string::npos) << row << " missing from\n" << metrics;
+}
+
+/// The ConfigError message of a run whose config ends with `extra`.
+std::string config_error(const fs::path& config, const std::string& extra, const fs::path& out) {
+  std::ofstream(config, std::ios::app) << extra;
+  try {
+    Job job(JobRequest{config, {}, out});
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no ConfigError)";
+}
+
+TEST_F(TinyRun, SemiSupervisedMistakesAreConfigErrorsNamingFileLineAndKey) {
+  const std::string base = read(config_);
+  const int next_line = static_cast<int>(std::count(base.begin(), base.end(), '\n')) + 1;
+  struct Case {
+    std::string extra;
+    int line;  // of the bad key, counted from the end of the base config
+    std::string key;
+  };
+  const std::vector<Case> cases = {
+      {"[transfer.semi]\nthreshold = 0.0\n", 1, "transfer.semi.threshold"},
+      {"[transfer.semi]\nthreshold = 1.5\n", 1, "transfer.semi.threshold"},
+      {"[transfer.semi]\nmu = 0\n", 1, "transfer.semi.mu"},
+      {"[transfer.semi]\nstrong_stages = [{ name = \"rand_augment\", magnitude = 11 }]\n", 1,
+       "transfer.semi.strong_stages[0].magnitude"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.extra);
+    std::ofstream(config_) << base;
+    const std::string message = config_error(config_, c.extra, dir_ / "never");
+    EXPECT_NE(message.find("tiny.toml:" + std::to_string(next_line + c.line) + ":"), std::string::npos) << message;
+    EXPECT_NE(message.find(c.key), std::string::npos) << message;
+  }
+  // A semi-supervised mode needs a strong view.
+  std::ofstream(config_) << base;
+  const std::string no_strong = config_error(config_, "", dir_ / "never");  // the base has no semi mode: fine
+  EXPECT_EQ(no_strong, "(no ConfigError)");
+  try {
+    Job job(JobRequest{config_, {R"(transfer.modes=["semi"])"}, dir_ / "never"});
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("transfer.semi.strong_stages: expected the strong view's stages"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "never"));
+}
+
+TEST_F(TinyRun, ASemiSupervisedModeWithNoUnlabelledImagesIsAConfigError) {
+  // 400 images: 200 labelled and 200 for validation leave none unlabelled.
+  try {
+    Job job(JobRequest{config_,
+                       {"pretext.epochs=0", "data.labelled=200", "data.validation=200",
+                        R"(transfer.modes=["semi_scratch"])",
+                        R"(transfer.semi.strong_stages=[{ name = "rand_augment" }])"},
+                       dir_ / "never"});
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("transfer.modes: the semi-supervised mode 'semi_scratch' trains on unlabelled images"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("--set transfer.modes="), std::string::npos) << "names where the mode was set: " << message;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "never"));
+}
+
 TEST_F(TinyRun, ShippedConfigsAreValid) {
   std::size_t checked = 0;
   for (const auto& entry : fs::directory_iterator(PRETEXT_SOURCE_DIR "/configs")) {

@@ -82,6 +82,22 @@ EvaluationOptions read_evaluation(config::Section& s) {
   return e;
 }
 
+SemiSupervisedOptions read_semi_supervised(config::Section& s) {
+  SemiSupervisedOptions o;
+  o.epochs = s.integer("epochs", o.epochs, 0, 100000, "semi-supervised epochs");
+  o.steps_per_epoch = s.integer("steps_per_epoch", o.steps_per_epoch, 0, INT64_MAX,
+                                "steps per epoch; 0: one pass over the unlabelled images (mu x batch_size a step)");
+  o.mu = s.integer("mu", o.mu, 1, 1024, "unlabelled images per labelled image in a step (mu >= 1)");
+  o.threshold = s.number("threshold", o.threshold, 0.0, 1.0,
+                         "tau: a pseudo-label counts when its top probability is at least this, in (0, 1]");
+  if (o.threshold <= 0.0) s.fail("threshold", "a confidence in (0, 1]; 0 would keep every pseudo-label");
+  o.unlabelled_weight = s.number("unlabelled_weight", o.unlabelled_weight, 0.0, 1000.0,
+                                 "lambda_u: weight of the unlabelled (pseudo-label) loss");
+  o.ema_decay = s.number("ema_decay", o.ema_decay, 0.0, 0.999999,
+                         "decay of the weights' exponential moving average, which is evaluated and saved; 0: none");
+  return o;
+}
+
 CheckpointOptions read_checkpoint(config::Section& s) {
   CheckpointOptions c;
   c.every_steps = s.integer("every_steps", c.every_steps, 0, INT64_MAX,
@@ -103,24 +119,29 @@ RunSections::RunSections(config::Document& document)
       pretext_loss(pretext.child("loss")),
       transfer(root.child("transfer")),
       transfer_loss(transfer.child("loss")),
+      transfer_semi(transfer.child("semi")),
       evaluation(root.child("evaluation")),
       checkpoint(root.child("checkpoint")),
       pretext_stages(pretext.table_array("stages")),
-      transfer_stages(transfer.table_array("stages")) {}
+      transfer_stages(transfer.table_array("stages")),
+      semi_strong_stages(transfer_semi.table_array("strong_stages")) {}
 
 void RunSections::finish() const {
   for (const config::Section* s : {&root, &data, &pipeline, &trainer, &plugins, &model, &pretext, &pretext_loss,
-                                   &transfer, &transfer_loss, &evaluation, &checkpoint})
+                                   &transfer, &transfer_loss, &transfer_semi, &evaluation, &checkpoint})
     s->finish();
   for (const auto& s : pretext_stages) s.finish();
   for (const auto& s : transfer_stages) s.finish();
+  for (const auto& s : semi_strong_stages) s.finish();
 }
 
 const std::vector<TransferMode>& transfer_modes() {
   static const std::vector<TransferMode> kModes = {
-      {"fixed", /*from_pretext=*/true, /*trains_backbone=*/false},
-      {"finetuned", /*from_pretext=*/true, /*trains_backbone=*/true},
-      {"scratch", /*from_pretext=*/false, /*trains_backbone=*/true},
+      {"fixed", /*from_pretext=*/true, /*trains_backbone=*/false, TransferKind::supervised},
+      {"finetuned", /*from_pretext=*/true, /*trains_backbone=*/true, TransferKind::supervised},
+      {"scratch", /*from_pretext=*/false, /*trains_backbone=*/true, TransferKind::supervised},
+      {"semi", /*from_pretext=*/true, /*trains_backbone=*/true, TransferKind::semi_supervised},
+      {"semi_scratch", /*from_pretext=*/false, /*trains_backbone=*/true, TransferKind::semi_supervised},
   };
   return kModes;
 }
@@ -205,6 +226,13 @@ RunOptions read_run_options(RunSections& s) {
       "frozen_epochs", 0, 0, 100000, "finetuned/scratch: epochs that train the head alone before all trains");
   o.transfer.lr_schedule = s.transfer.choice("lr_schedule", o.transfer.lr_schedule, {"constant", "cosine"},
                                              "constant, or cosine decay to 0 over all transfer steps");
+  o.transfer.semi = read_semi_supervised(s.transfer_semi);
+  const bool semi_supervised = std::any_of(o.transfer.modes.begin(), o.transfer.modes.end(),
+                                          [](const std::string& mode) { return transfer_mode(mode).uses_unlabelled(); });
+  if (semi_supervised && s.semi_strong_stages.empty())
+    s.transfer_semi.fail("strong_stages",
+                         "the strong view's stages for the semi-supervised modes, e.g. "
+                         "strong_stages = [{ name = \"rand_augment\" }]");
   o.transfer_loss_plugin = s.transfer_loss.string("plugin", o.transfer_loss_plugin, "loss plugin for transfer");
   o.evaluation = read_evaluation(s.evaluation);
   o.checkpoint = read_checkpoint(s.checkpoint);

@@ -22,17 +22,23 @@ struct OptimizerOptions {
   double momentum = 0.9;  // sgd only
 };
 
-/// A transfer mode: what the classifier's backbone starts from, and whether
-/// it trains.
+/// How a transfer mode trains: on the labelled images alone, or on the
+/// labelled and the unlabelled ones together (FixMatch; [transfer.semi]).
+enum class TransferKind { supervised, semi_supervised };
+
+/// A transfer mode: what the classifier's backbone starts from, whether it
+/// trains, and how. pipeline/train/transfer.hpp makes its implementation.
 struct TransferMode {
   std::string name;
   bool from_pretext = true;     // the pretext backbone's weights; false: freshly initialised
   bool trains_backbone = true;  // false: frozen, in eval mode (batch-norm statistics and dropout as left)
+  TransferKind kind = TransferKind::supervised;
+  /// Does it read the unlabelled split?
+  [[nodiscard]] bool uses_unlabelled() const { return kind == TransferKind::semi_supervised; }
 };
 
-/// The transfer modes, in the order a run trains them by default: fixed,
-/// finetuned, scratch. The one list; the config, transfer and `pretext
-/// export` all take it from here.
+/// The transfer modes: fixed, finetuned, scratch, semi and semi_scratch. The
+/// one list; the config, transfer and `pretext export` all take it from here.
 const std::vector<TransferMode>& transfer_modes();
 /// The mode named `name`, or nullptr.
 const TransferMode* find_transfer_mode(const std::string& name);
@@ -63,14 +69,29 @@ struct PretextOptions {
   std::string load;  // pretext.pt of an earlier run to start from; empty: fresh
 };
 
+/// [transfer.semi]: the semi-supervised modes, FixMatch (Sohn et al., 2020).
+/// Each step trains on a labelled batch and mu times as many unlabelled
+/// images, each in a weak and a strong view; the weak view's prediction,
+/// when at least `threshold` sure, is the strong view's target.
+struct SemiSupervisedOptions {
+  std::int64_t epochs = 10;
+  std::int64_t steps_per_epoch = 0;  // 0: one pass over the unlabelled images
+  std::int64_t mu = 7;               // unlabelled images per labelled image in a step
+  double threshold = 0.95;           // tau: the confidence a pseudo-label needs
+  double unlabelled_weight = 1.0;    // lambda_u: weight of the unlabelled loss
+  double ema_decay = 0.999;          // EMA of the weights, evaluated and saved; 0: none
+  // The strong view's stages ([[transfer.semi.strong_stages]]) are components: AssembledRun.
+};
+
 struct TransferOptions {
-  std::vector<std::string> modes = transfer_mode_names();
+  std::vector<std::string> modes = {"fixed", "finetuned", "scratch"};
   std::int64_t epochs = 30;
   std::int64_t batch_size = 32;
   OptimizerOptions optimizer;
   std::string lr_schedule = "constant";  // constant | cosine (per step, to 0 at the end)
   double head_lr = 0.0;                  // learning rate of the new head; 0: optimizer.lr
   std::int64_t frozen_epochs = 0;        // finetuned/scratch: first epochs with the backbone frozen
+  SemiSupervisedOptions semi;
 };
 
 /// Evaluations of the frozen pretext features, beyond the study's transfer:
@@ -124,10 +145,12 @@ struct RunSections {
   config::Section pretext_loss;
   config::Section transfer;
   config::Section transfer_loss;
+  config::Section transfer_semi;
   config::Section evaluation;
   config::Section checkpoint;
   std::vector<config::Section> pretext_stages;
   std::vector<config::Section> transfer_stages;
+  std::vector<config::Section> semi_strong_stages;
 
   /// Unknown-key check on every table; call after the plugins have read theirs.
   void finish() const;

@@ -56,6 +56,8 @@ void AssembledRun::make_components(RunSections& sections, Components components)
   };
   make_stages(sections.pretext_stages, pretext_stages_);
   make_stages(sections.transfer_stages, transfer_stages_);
+  strong_stages_ = transfer_stages_;
+  make_stages(sections.semi_strong_stages, strong_stages_);
 }
 
 std::shared_ptr<Loss> AssembledRun::loss_with_defaults(const std::string& name) {

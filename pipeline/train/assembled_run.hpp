@@ -52,6 +52,10 @@ class AssembledRun {
   [[nodiscard]] const std::shared_ptr<Loss>& transfer_loss() const { return transfer_loss_; }
   [[nodiscard]] const std::vector<std::shared_ptr<const Stage>>& pretext_stages() const { return pretext_stages_; }
   [[nodiscard]] const std::vector<std::shared_ptr<const Stage>>& transfer_stages() const { return transfer_stages_; }
+  /// The semi-supervised modes' strong view: transfer.stages, then transfer.semi.strong_stages.
+  [[nodiscard]] const std::vector<std::shared_ptr<const Stage>>& strong_stages() const { return strong_stages_; }
+  /// "FILE:LINE:COL" of a dotted key of the config, for errors found after validation.
+  [[nodiscard]] std::string where(const std::string& key_path) const { return document_.where(key_path); }
 
   /// A loss plugin with its default options: what a task asks for by name
   /// through TrainingContext::make_named_loss.
@@ -70,6 +74,7 @@ class AssembledRun {
   std::shared_ptr<Loss> transfer_loss_;
   std::vector<std::shared_ptr<const Stage>> pretext_stages_;
   std::vector<std::shared_ptr<const Stage>> transfer_stages_;
+  std::vector<std::shared_ptr<const Stage>> strong_stages_;
 };
 
 }  // namespace pretext

@@ -90,6 +90,12 @@ void Job::load_data() {
   split_ = data::split_indices(train_.size(), d.labelled, d.validation, d.unlabelled, options().seed, train_.origin);
   if (split_.unlabelled.empty() && options().pretext.epochs > 0)
     throw InputError("no unlabelled images left in " + train_.origin + " for the pretext task");
+  for (const auto& mode : options().transfer.modes)
+    if (split_.unlabelled.empty() && transfer_mode(mode).uses_unlabelled())
+      throw ConfigError(assembled_.where("transfer.modes") + ": transfer.modes: the semi-supervised mode '" + mode +
+                        "' trains on unlabelled images, but " + train_.origin + " has none left after data.labelled (" +
+                        std::to_string(d.labelled) + ") and data.validation (" + std::to_string(d.validation) +
+                        "); expected a data set with images to spare, or a supervised mode");
 }
 
 toml::table Job::run(Progress& progress) {
@@ -226,6 +232,7 @@ void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>&
   in.loss = assembled_.transfer_loss().get();
   in.pretrained = pretrained.get();
   in.stages = &assembled_.transfer_stages();
+  in.strong_stages = &assembled_.strong_stages();
   in.train = &train_;
   in.validation = &evaluation.validation;
   in.test = options().data.test_path.empty() ? nullptr : &evaluation.test;

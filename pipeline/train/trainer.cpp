@@ -1,5 +1,6 @@
 #include "pipeline/train/trainer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <sstream>
@@ -26,23 +27,37 @@ stages::EpochSpec training_epoch(const data::ImageSet& set, const std::vector<st
 
 EpochReport train_epoch(const stages::EpochSpec& spec, const Compute& compute, const TrainStep& step,
                         Progress& progress, std::int64_t epoch, const EpochResume* resume) {
+  return train_joint_epoch(
+      {&spec}, compute,
+      [&](const std::vector<BatchTensors>& parts) { return step(parts.front().images, parts.front().labels); },
+      progress, epoch, resume);
+}
+
+EpochReport train_joint_epoch(const std::vector<const stages::EpochSpec*>& parts, const Compute& compute,
+                              const JointTrainStep& step, Progress& progress, std::int64_t epoch,
+                              const EpochResume* resume) {
   EpochReport report;
   EpochTotals totals = resume != nullptr ? resume->start : EpochTotals{};
   const auto skipped = static_cast<std::uint64_t>(totals.steps);
   std::uint64_t trained_samples = 0;  // this session's, for the throughput figure
   const auto started = std::chrono::steady_clock::now();
 
-  const auto stats = stages::run_epoch(spec, [&](const stages::Batch& batch) {
+  std::vector<BatchTensors> tensors(parts.size());
+  const auto stats = stages::run_joint_epoch(parts, [&](const std::vector<const stages::Batch*>& batches) {
+    const stages::Batch& batch = *batches.front();
     if (batch.seq < skipped) return;  // trained before the interruption
+    for (std::size_t p = 0; p < batches.size(); ++p)
+      tensors[p] = {compute.images(*batches[p]), compute.labels(*batches[p])};
     StepResult result;
     try {
-      result = step(compute.images(batch), compute.labels(batch));
+      result = step(tensors);
     } catch (const NonFiniteGradient& found) {
       std::ostringstream msg;
       msg << "training diverged: " << found.what() << " at epoch " << epoch + 1 << ", step " << totals.steps + 1
           << ", with a loss of " << found.loss();
       throw TrainingDiverged(msg.str());
     }
+    std::fill(tensors.begin(), tensors.end(), BatchTensors{});  // the batch buffers go back to their pools
     ++totals.steps;
     if (!std::isfinite(result.loss)) {
       std::ostringstream msg;

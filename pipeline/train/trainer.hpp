@@ -10,19 +10,18 @@
 #include <vector>
 
 #include "data/image_set.hpp"
-#include "pipeline/train/progress.hpp"
 #include "pipeline/config/run_options.hpp"
 #include "pipeline/train/compute.hpp"
+#include "pipeline/train/progress.hpp"
 #include "stages/epoch_graph.hpp"
 
 #include "common/errors.hpp"  // TrainingDiverged
 
 namespace pretext {
 
-
 /// What one training epoch did.
 struct EpochReport {
-  double loss = 0.0;      // mean over samples
+  double loss = 0.0;       // mean over samples
   double accuracy = -1.0;  // -1 when the steps report none
   double images_per_second = 0.0;
   double seconds = 0.0;
@@ -38,6 +37,14 @@ stages::EpochSpec training_epoch(const data::ImageSet& set, const std::vector<st
                                  const RunOptions& options, std::int64_t epoch, std::int64_t batch_size);
 
 using TrainStep = std::function<StepResult(const torch::Tensor& images, const torch::Tensor& labels)>;
+
+/// One part's batch of a joint epoch, on the compute device.
+struct BatchTensors {
+  torch::Tensor images;
+  torch::Tensor labels;
+};
+/// A step over batch k of every part of a joint epoch (stages::run_joint_epoch).
+using JointTrainStep = std::function<StepResult(const std::vector<BatchTensors>& parts)>;
 
 /// The running sums of a partial epoch: what a mid-epoch checkpoint keeps so
 /// that a resumed epoch reports exactly what an uninterrupted one would.
@@ -63,6 +70,12 @@ struct EpochResume {
 /// before training.
 EpochReport train_epoch(const stages::EpochSpec& spec, const Compute& compute, const TrainStep& step,
                         Progress& progress, std::int64_t epoch, const EpochResume* resume = nullptr);
+
+/// The same over a joint epoch: `step` gets batch k of every part. The loss
+/// is averaged over the first part's samples, and the throughput counts them.
+EpochReport train_joint_epoch(const std::vector<const stages::EpochSpec*>& parts, const Compute& compute,
+                              const JointTrainStep& step, Progress& progress, std::int64_t epoch,
+                              const EpochResume* resume = nullptr);
 
 /// A labelled subset decoded once for evaluation: (N, C, H, W) float on the CPU.
 struct LabelledTensors {

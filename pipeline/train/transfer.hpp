@@ -1,8 +1,14 @@
-// Transfer to the labelled split in one mode:
-//   fixed      the pretext backbone, frozen (eval mode: batch-norm statistics
-//              and dropout stay as the pretext task left them); a new head trains
-//   finetuned  the pretext backbone and a new head, all training
-//   scratch    a freshly initialised backbone and head: the baseline
+// Transfer to the labelled split: a classifier made of the model's backbone
+// and a new head, trained in one of the transfer modes (run_options.hpp):
+//   fixed         the pretext backbone, frozen (eval mode: batch-norm statistics
+//                 and dropout stay as the pretext task left them); a new head trains
+//   finetuned     the pretext backbone and a new head, all training
+//   scratch       a freshly initialised backbone and head: the baseline
+//   semi          the pretext backbone and a new head, trained on the labelled
+//                 and the unlabelled images together (FixMatch; semi_supervised.hpp)
+//   semi_scratch  the same from a freshly initialised backbone: what the pretext task adds
+//
+// Each kind of mode is one TransferMethod; make_transfer_method picks it.
 #pragma once
 
 #include <cstdint>
@@ -13,10 +19,10 @@
 
 #include "data/image_set.hpp"
 #include "data/split.hpp"
-#include "pipeline/train/progress.hpp"
 #include "pipeline/artefacts/run_directory.hpp"
 #include "pipeline/config/run_options.hpp"
 #include "pipeline/train/compute.hpp"
+#include "pipeline/train/progress.hpp"
 #include "pipeline/train/trainer.hpp"
 
 namespace pretext {
@@ -26,9 +32,10 @@ struct TransferInputs {
   const RunOptions* options = nullptr;
   const Model* model = nullptr;
   const Loss* loss = nullptr;
-  const Backbone* pretrained = nullptr;  // unused for scratch
-  const std::vector<std::shared_ptr<const Stage>>* stages = nullptr;
-  const data::ImageSet* train = nullptr;  // the training file; split indexes into it
+  const Backbone* pretrained = nullptr;                                      // unused when the mode starts from scratch
+  const std::vector<std::shared_ptr<const Stage>>* stages = nullptr;         // labelled images; the weak view
+  const std::vector<std::shared_ptr<const Stage>>* strong_stages = nullptr;  // semi-supervised: the strong view
+  const data::ImageSet* train = nullptr;                                     // the training file; split indexes into it
   const data::Split* split = nullptr;
   // Decoded once by the caller and shared by every mode.
   const LabelledTensors* validation = nullptr;
@@ -43,14 +50,24 @@ struct TransferResult {
   std::int64_t best_epoch = 0;
   std::optional<double> test_accuracy;  // of the final model
   double seconds = 0.0;
-  double wait_seconds = 0.0;   // trainer idle, waiting for data
-  double graph_seconds = 0.0;  // time inside training epochs
-  std::shared_ptr<Backbone> backbone;  // the trained networks
+  double wait_seconds = 0.0;           // trainer idle, waiting for data
+  double graph_seconds = 0.0;          // time inside training epochs
+  std::shared_ptr<Backbone> backbone;  // the trained networks (the weight average, when there is one)
   std::shared_ptr<Head> head;
 };
 
-/// Trains and evaluates one mode; per-epoch metrics go to `dir` under
-/// phase "transfer.<mode>".
+/// How one kind of transfer mode trains the classifier.
+class TransferMethod {
+ public:
+  virtual ~TransferMethod() = default;
+  /// Trains and evaluates; per-epoch metrics go to `dir` under phase "transfer.<mode>".
+  virtual TransferResult run(const TransferInputs& in, artefacts::RunDirectory& dir, Progress& progress) const = 0;
+};
+
+/// The implementation of `mode`.
+std::unique_ptr<TransferMethod> make_transfer_method(const TransferMode& mode);
+
+/// make_transfer_method(transfer_mode(in.mode))->run(in, dir, progress).
 TransferResult run_transfer(const TransferInputs& in, artefacts::RunDirectory& dir, Progress& progress);
 
 }  // namespace pretext

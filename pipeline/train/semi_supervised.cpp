@@ -1,0 +1,204 @@
+#include "pipeline/train/semi_supervised.hpp"
+
+#include <chrono>
+#include <stdexcept>
+
+#include <torch/nn/functional/loss.h>
+
+#include "pipeline/train/epoch_record.hpp"
+#include "pipeline/train/training_context.hpp"
+#include "pipeline/train/transfer_parts.hpp"
+
+namespace pretext {
+
+PseudoLabels pseudo_label_loss(const torch::Tensor& weak_logits, const torch::Tensor& strong_logits, double threshold) {
+  PseudoLabels out;
+  const torch::Tensor probabilities = torch::softmax(weak_logits.detach().to(torch::kFloat), 1);
+  auto [top, targets] = probabilities.max(1);
+  out.targets = targets;
+  out.mask = top.ge(threshold).to(torch::kFloat);
+  out.kept = out.mask.sum().item<std::int64_t>();
+  namespace F = torch::nn::functional;
+  const torch::Tensor per_row =
+      F::cross_entropy(strong_logits.to(torch::kFloat), targets, F::CrossEntropyFuncOptions().reduction(torch::kNone));
+  out.loss = (per_row * out.mask).mean();
+  return out;
+}
+
+void update_weight_average(torch::nn::Module& average, const torch::nn::Module& current, double decay) {
+  torch::NoGradGuard no_grad;
+  const auto averaged = average.parameters();
+  const auto now = current.parameters();
+  if (averaged.size() != now.size()) throw std::logic_error("update_weight_average: different architectures");
+  for (std::size_t i = 0; i < now.size(); ++i) averaged[i].mul_(decay).add_(now[i].detach(), 1.0 - decay);
+  const auto average_buffers = average.buffers();
+  const auto buffers = current.buffers();
+  for (std::size_t i = 0; i < buffers.size() && i < average_buffers.size(); ++i) average_buffers[i].copy_(buffers[i]);
+}
+
+namespace {
+
+/// `indices` visited in shuffled passes until `count` are drawn; pass r of
+/// epoch e is shuffled with key (e, r), so every epoch and pass differ.
+std::vector<std::uint32_t> cycled_order(const std::vector<std::uint32_t>& indices, std::uint64_t seed,
+                                        std::int64_t epoch, std::size_t count) {
+  std::vector<std::uint32_t> order;
+  order.reserve(count);
+  for (std::uint64_t pass = 0; order.size() < count; ++pass) {
+    const auto shuffled = stages::shuffled(indices, seed, (static_cast<std::uint64_t>(epoch) << 24U) + pass);
+    const std::size_t take = std::min(shuffled.size(), count - order.size());
+    order.insert(order.end(), shuffled.begin(), shuffled.begin() + static_cast<std::ptrdiff_t>(take));
+  }
+  return order;
+}
+
+/// Pseudo-label quality over an epoch, against the unlabelled images' true
+/// labels where the data has them (a diagnostic: they never reach training).
+struct PseudoLabelTally {
+  std::int64_t seen = 0;
+  std::int64_t kept = 0;
+  std::int64_t kept_correct = 0;
+  bool labels_known = true;
+};
+
+class SemiSupervisedTransfer final : public TransferMethod {
+ public:
+  explicit SemiSupervisedTransfer(TransferMode mode) : mode_(std::move(mode)) {}
+
+  TransferResult run(const TransferInputs& in, artefacts::RunDirectory& dir, Progress& progress) const override {
+    const auto started = std::chrono::steady_clock::now();
+    const RunOptions& o = *in.options;
+    const SemiSupervisedOptions& semi = o.transfer.semi;
+    const Compute& compute = in.compute;
+    const std::string phase = "transfer." + mode_.name;
+    const std::int64_t labelled_batch = o.transfer.batch_size;
+    const std::int64_t unlabelled_batch = semi.mu * labelled_batch;
+    if (in.split->unlabelled.empty() || in.split->labelled.empty())
+      throw std::logic_error(phase + ": needs labelled and unlabelled images (checked when the data loads)");
+    const std::int64_t steps_per_epoch =
+        semi.steps_per_epoch > 0
+            ? semi.steps_per_epoch
+            : std::max<std::int64_t>(1, static_cast<std::int64_t>(in.split->unlabelled.size()) / unlabelled_batch);
+
+    Classifier net = make_classifier(in, mode_);
+    net.backbone->train();
+    net.head->train();
+    TransferOptimizer optimizer = make_transfer_optimizer(in, net, /*train_backbone=*/true, phase);
+    LearningRateSchedule schedule(in, optimizer, steps_per_epoch * semi.epochs);
+    const bool averaging = semi.ema_decay > 0.0;
+    Classifier average;
+    if (averaging) {
+      average = make_classifier(in, mode_);
+      copy_weights(*net.backbone, *average.backbone);
+      copy_weights(*net.head, *average.head);
+      for (auto& p : average.backbone->parameters()) p.set_requires_grad(false);
+      for (auto& p : average.head->parameters()) p.set_requires_grad(false);
+    }
+    Classifier& evaluated = averaging ? average : net;
+    const stages::RepeatedViews weak_and_strong(2);
+    progress.begin_phase(phase, semi.epochs, steps_per_epoch);
+
+    TransferResult result;
+    for (std::int64_t epoch = 0; epoch < semi.epochs; ++epoch) {
+      stages::EpochSpec labelled = training_epoch(*in.train, {}, o, epoch, labelled_batch);
+      labelled.plan.order =
+          cycled_order(in.split->labelled, o.seed, epoch, static_cast<std::size_t>(steps_per_epoch * labelled_batch));
+      labelled.plan.key_by_position = true;  // an image drawn twice is augmented twice
+      labelled.stages = *in.stages;
+      stages::EpochSpec unlabelled = training_epoch(*in.train, {}, o, epoch, 2 * unlabelled_batch);
+      unlabelled.plan.order = cycled_order(in.split->unlabelled, o.seed ^ 0x5EB1ULL, epoch,
+                                           static_cast<std::size_t>(steps_per_epoch * unlabelled_batch));
+      unlabelled.plan.key_by_position = true;
+      unlabelled.views = &weak_and_strong;
+      unlabelled.view_stages = {*in.stages, *in.strong_stages};
+
+      PseudoLabelTally tally;
+      const auto report = train_joint_epoch(
+          {&labelled, &unlabelled}, compute,
+          [&](const std::vector<BatchTensors>& parts) {
+            return step(in, parts, net, optimizer, schedule, averaging ? &average : nullptr, tally);
+          },
+          progress, epoch);
+      result.wait_seconds += report.wait_seconds;
+      result.graph_seconds += report.seconds;
+      const double val = record_validation(in, evaluated, epoch, result);
+      EpochRecord record(phase, epoch + 1, semi.epochs);
+      record.add("train_loss", report.loss, "loss " + format_fixed(report.loss, 4))
+          .add("train_accuracy", report.accuracy, "train " + format_fixed(report.accuracy, 4));
+      const double mask_rate = tally.seen > 0 ? static_cast<double>(tally.kept) / static_cast<double>(tally.seen) : 0.0;
+      record.add("mask_rate", mask_rate, "mask " + format_fixed(mask_rate, 3));
+      if (tally.labels_known && tally.kept > 0) {
+        const double accuracy = static_cast<double>(tally.kept_correct) / static_cast<double>(tally.kept);
+        record.add("pseudo_label_accuracy", accuracy, "pseudo-labels " + format_fixed(accuracy, 3));
+      }
+      record.add("val_accuracy", val, "val " + format_fixed(val, 4)).commit(dir, progress);
+    }
+    finish_transfer(in, phase, std::move(evaluated), started, result, progress);
+    return result;
+  }
+
+ private:
+  StepResult step(const TransferInputs& in, const std::vector<BatchTensors>& parts, Classifier& net,
+                  TransferOptimizer& optimizer, LearningRateSchedule& schedule, Classifier* average,
+                  PseudoLabelTally& tally) const {
+    const SemiSupervisedOptions& semi = in.options->transfer.semi;
+    const Compute& compute = in.compute;
+    const BatchTensors& labelled = parts[0];
+    const BatchTensors& unlabelled = parts[1];
+    const std::int64_t pairs = unlabelled.images.size(0) / 2;
+    // Adjacent samples: weak view at even positions, strong at odd ones. Made
+    // dense again: a strided batch would send convolutions down a slow path.
+    const torch::Tensor weak = compute.place(unlabelled.images.slice(0, 0, 2 * pairs, 2));
+    const torch::Tensor strong = unlabelled.images.slice(0, 1, 2 * pairs, 2);
+
+    torch::Tensor weak_logits;
+    {
+      torch::NoGradGuard no_grad;  // the pseudo-labels are targets, not trained through
+      weak_logits = compute.autocast_forward([&] { return net.head->forward(net.backbone->forward(weak)); });
+    }
+    const torch::Tensor inputs = compute.place(torch::cat({labelled.images, strong}));
+    const torch::Tensor logits =
+        compute.autocast_forward([&] { return net.head->forward(net.backbone->forward(inputs)); });
+    const std::int64_t n = labelled.images.size(0);
+    const torch::Tensor labelled_logits = logits.slice(0, 0, n);
+    const torch::Tensor labelled_loss = (*in.loss)(labelled_logits, labelled.labels);
+    const PseudoLabels pseudo = pseudo_label_loss(weak_logits, logits.slice(0, n), semi.threshold);
+    const torch::Tensor loss = labelled_loss + semi.unlabelled_weight * pseudo.loss;
+
+    optimizer.optimizer->zero_grad();
+    loss.backward();
+    schedule.before_step();
+    optimizer.optimizer->step();
+    StepResult r;
+    r.loss = loss.item<double>();
+    optimizer.gradient_check->throw_if_found(r.loss);
+    if (average != nullptr) {
+      update_weight_average(*average->backbone, *net.backbone, semi.ema_decay);
+      update_weight_average(*average->head, *net.head, semi.ema_decay);
+    }
+    r.correct = labelled_logits.argmax(1).eq(labelled.labels).sum().item<std::int64_t>();
+    r.count = n;
+    r.extra = {{"labelled_loss", labelled_loss.item<double>()}, {"unlabelled_loss", pseudo.loss.item<double>()}};
+
+    const torch::Tensor truth = unlabelled.labels.slice(0, 0, 2 * pairs, 2).cpu();
+    tally.seen += pairs;
+    tally.kept += pseudo.kept;
+    if (truth.lt(0).any().item<bool>()) {
+      tally.labels_known = false;
+    } else {
+      const torch::Tensor right = pseudo.targets.cpu().eq(truth).to(torch::kFloat) * pseudo.mask.cpu();
+      tally.kept_correct += right.sum().item<std::int64_t>();
+    }
+    return r;
+  }
+
+  TransferMode mode_;
+};
+
+}  // namespace
+
+std::unique_ptr<TransferMethod> make_semi_supervised_transfer(const TransferMode& mode) {
+  return std::make_unique<SemiSupervisedTransfer>(mode);
+}
+
+}  // namespace pretext

@@ -1,0 +1,36 @@
+// The semi-supervised transfer modes (semi, semi_scratch): FixMatch (Sohn et
+// al., 2020) on the pretext backbone or a fresh one.
+//
+// Each step takes a labelled batch of B images in the weak view (the
+// transfer stages) and mu x B unlabelled images, each in a weak and a strong
+// view (the transfer stages, then transfer.semi.strong_stages). Both views of
+// an image come out of the flow graph as adjacent samples of one joint epoch,
+// so the trainer does no augmentation of its own. The prediction on the weak
+// view is the pseudo-label; where its top probability reaches tau it is the
+// target of the strong view, weighted by lambda_u:
+//   loss = CE_labelled + lambda_u * mean_over_unlabelled(mask * CE(strong, pseudo-label))
+// An exponential moving average of the weights is what gets evaluated and saved.
+#pragma once
+
+#include <cstdint>
+
+#include "pretext/sdk.hpp"
+
+namespace pretext {
+
+/// Pseudo-labels from the weak view's logits and the masked loss of the strong view's.
+struct PseudoLabels {
+  torch::Tensor targets;  // (N) argmax of the weak view's logits
+  torch::Tensor mask;     // (N) float: 1 where the top probability is >= threshold
+  torch::Tensor loss;     // scalar: mean over all N rows of mask * CE(strong_logits, targets)
+  std::int64_t kept = 0;  // rows in the mask
+};
+
+/// No gradient flows into `weak_logits`. Computed in float32.
+PseudoLabels pseudo_label_loss(const torch::Tensor& weak_logits, const torch::Tensor& strong_logits, double threshold);
+
+/// average = decay * average + (1 - decay) * current, parameter by parameter;
+/// buffers (batch-norm statistics) are copied. Same architecture required.
+void update_weight_average(torch::nn::Module& average, const torch::nn::Module& current, double decay);
+
+}  // namespace pretext

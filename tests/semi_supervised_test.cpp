@@ -1,0 +1,176 @@
+// The semi-supervised transfer modes (FixMatch): the pseudo-label loss on
+// hand-made logits, the weight average, and, on a synthetic set where two
+// labels per class are not enough but the unlabelled images lie along clear
+// clusters, semi-supervised training against labelled-only training.
+#include "pipeline/train/semi_supervised.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "pipeline/config/section.hpp"
+#include "pipeline/plugin_host/plugin_host.hpp"
+#include "pipeline/train/transfer.hpp"
+#include "support/synthetic_idx.hpp"
+
+namespace pretext {
+namespace {
+
+TEST(PseudoLabels, ExactlyTheRowsAtOrAboveTheThresholdCountAndTheLossIsTheirMeanCrossEntropy) {
+  // Weak-view probabilities: row 0 sure of class 0 (0.96), row 1 unsure
+  // (uniform), row 2 sure of class 1 (0.98), row 3 just below the threshold (0.89).
+  const auto weak =
+      torch::log(
+          torch::tensor(
+              {{0.96F, 0.02F, 0.02F}, {1.0F / 3, 1.0F / 3, 1.0F / 3}, {0.01F, 0.98F, 0.01F}, {0.055F, 0.055F, 0.89F}}))
+          .requires_grad_(true);
+  // Strong-view logits: row 0 uniform (CE = ln 3), row 2 with p(class 1) = 3/5 (CE = ln 5/3).
+  const auto strong = torch::tensor({{0.0F, 0.0F, 0.0F},
+                                     {5.0F, 0.0F, 0.0F},
+                                     {0.0F, static_cast<float>(std::log(3.0)), 0.0F},
+                                     {0.0F, 0.0F, -7.0F}})
+                          .requires_grad_(true);
+  const PseudoLabels pseudo = pseudo_label_loss(weak, strong, 0.9);
+  EXPECT_TRUE(torch::equal(pseudo.mask, torch::tensor({1.0F, 0.0F, 1.0F, 0.0F})));
+  EXPECT_EQ(pseudo.kept, 2);
+  EXPECT_EQ(pseudo.targets[0].item<std::int64_t>(), 0);
+  EXPECT_EQ(pseudo.targets[2].item<std::int64_t>(), 1);
+  // Mean over all four rows, the masked ones contributing 0.
+  const double expected = (std::log(3.0) + std::log(5.0 / 3.0)) / 4.0;
+  EXPECT_NEAR(pseudo.loss.item<double>(), expected, 1e-6);
+
+  pseudo.loss.backward();
+  EXPECT_FALSE(weak.grad().defined()) << "the pseudo-labels are targets: no gradient flows into the weak view";
+  ASSERT_TRUE(strong.grad().defined());
+  EXPECT_EQ(strong.grad()[1].abs().sum().item<float>(), 0.0F) << "a masked row trains nothing";
+  EXPECT_EQ(strong.grad()[3].abs().sum().item<float>(), 0.0F);
+  EXPECT_GT(strong.grad()[0].abs().sum().item<float>(), 0.0F);
+
+  EXPECT_EQ(pseudo_label_loss(weak, strong, 1.0).kept, 0) << "nothing is that sure";
+  EXPECT_EQ(pseudo_label_loss(weak, strong, 0.3).kept, 4);
+}
+
+TEST(WeightAverage, MovesEachParameterTowardsTheCurrentOneAndCopiesBuffers) {
+  torch::nn::BatchNorm1d average(2);
+  torch::nn::BatchNorm1d current(2);
+  {
+    torch::NoGradGuard no_grad;
+    average->weight.fill_(1.0F);
+    current->weight.fill_(3.0F);
+    current->running_mean.fill_(7.0F);
+  }
+  update_weight_average(*average, *current, 0.9);
+  EXPECT_TRUE(torch::allclose(average->weight, torch::full({2}, 1.2F)));  // 0.9 * 1 + 0.1 * 3
+  EXPECT_TRUE(torch::equal(average->running_mean, torch::full({2}, 7.0F)));
+  EXPECT_TRUE(torch::equal(current->weight, torch::full({2}, 3.0F))) << "the current weights are left alone";
+}
+
+// ---- two moons drawn as images -------------------------------------------
+
+constexpr int kSide = 16;
+
+/// A bright blob at a point of one of two interleaved half-moons (the
+/// classic two-moons set), rendered into a 16x16 image: the class is the
+/// moon. Two labelled points per moon say little about where the moons run;
+/// the unlabelled images trace them out.
+data::ImageSet two_moons(std::size_t per_class, std::uint32_t seed) {
+  data::ImageSet set;
+  set.shape = {1, kSide, kSide};
+  set.origin = "two moons";
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> angle(0.0, 3.14159265358979323846);
+  std::normal_distribution<double> jitter(0.0, 0.06);
+  for (std::size_t i = 0; i < 2 * per_class; ++i) {
+    const int moon = static_cast<int>(i % 2);
+    const double t = angle(rng);
+    const double x = (moon == 0 ? std::cos(t) : 1.0 - std::cos(t)) + jitter(rng);
+    const double y = (moon == 0 ? std::sin(t) : 0.5 - std::sin(t)) + jitter(rng);
+    const double px = 2.0 + (x + 1.0) / 3.0 * (kSide - 5);
+    const double py = 2.0 + (y + 0.5) / 1.5 * (kSide - 5);
+    for (int r = 0; r < kSide; ++r)
+      for (int c = 0; c < kSide; ++c) {
+        const double d2 = (r - py) * (r - py) + (c - px) * (c - px);
+        set.pixels.push_back(static_cast<std::uint8_t>(std::lround(255.0 * std::exp(-d2 / 2.0))));
+      }
+    set.labels.push_back(moon);
+  }
+  return set;
+}
+
+class SemiSupervisedTransfer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::fresh_temp_dir("semi");
+    train_ = two_moons(400, 5);
+    // One conv block keeps an 8x8 map of where the blob is, fine enough to tell the moons apart.
+    // Two labelled images per moon; 200 for validation; the rest unlabelled.
+    for (std::uint32_t i = 0; i < train_.size(); ++i) {
+      auto& part = i < 4 ? split_.labelled : i < 204 ? split_.validation : split_.unlabelled;
+      part.push_back(i);
+    }
+    validation_ = decode_subset(train_, split_.validation);
+    auto model_document = config::Document::parse("width = 16\nblocks = 1\ndropout = 0.0\n", "model.toml");
+    config::Section model_options(model_document, "");
+    host_.set_search_path({PRETEXT_BUILTIN_PLUGIN_DIR});
+    model_ = host_.make_model(host_.resolve(ComponentKind::model, "conv4"), model_options);
+    auto loss_document = config::Document::parse("", "loss.toml");
+    config::Section loss_options(loss_document, "");
+    loss_ = host_.make_loss(host_.resolve(ComponentKind::loss, "cross_entropy"), loss_options);
+    options_.pipeline.threads = 1;
+    options_.transfer.batch_size = 4;
+    options_.transfer.head_lr = options_.transfer.optimizer.lr = 0.003;
+    options_.transfer.semi.mu = 8;
+    options_.transfer.semi.ema_decay = 0.0;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  TransferResult transfer(const std::string& mode) {
+    torch::manual_seed(1);
+    TransferInputs in;
+    in.mode = mode;
+    in.options = &options_;
+    in.model = model_.get();
+    in.loss = loss_.get();
+    in.stages = &weak_;
+    in.strong_stages = &strong_;
+    in.train = &train_;
+    in.split = &split_;
+    in.validation = &validation_;
+    in.compute.channels_last = false;
+    in.classes = 2;
+    artefacts::RunDirectory dir(dir_ / mode);
+    std::ostringstream log;
+    Progress progress(log, false);
+    return run_transfer(in, dir, progress);
+  }
+
+  std::filesystem::path dir_;
+  data::ImageSet train_;
+  data::Split split_;
+  LabelledTensors validation_;
+  PluginHost host_;
+  std::shared_ptr<Model> model_;
+  std::shared_ptr<Loss> loss_;
+  std::vector<std::shared_ptr<const Stage>> weak_;
+  std::vector<std::shared_ptr<const Stage>> strong_;
+  RunOptions options_;
+};
+
+TEST_F(SemiSupervisedTransfer, BeatsLabelledOnlyTrainingWhenTheUnlabelledImagesTraceTheClasses) {
+  // The same number of steps for both: 200 steps over the 4 labelled images.
+  options_.transfer.epochs = 200;
+  const TransferResult labelled_only = transfer("scratch");
+  options_.transfer.semi.epochs = 4;
+  options_.transfer.semi.steps_per_epoch = 50;
+  const TransferResult semi = transfer("semi_scratch");
+  std::cout << "two moons, 2 labels a class: labelled only " << labelled_only.val_accuracy << ", semi-supervised "
+            << semi.val_accuracy << '\n';
+  // Measured: 0.775 and 0.895; without the unlabelled loss (unlabelled_weight = 0) the
+  // semi-supervised mode gets 0.73.
+  EXPECT_GE(semi.val_accuracy, labelled_only.val_accuracy + 0.08);
+  EXPECT_GE(semi.val_accuracy, 0.85);
+}
+
+}  // namespace
+}  // namespace pretext
