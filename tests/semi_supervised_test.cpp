@@ -11,8 +11,10 @@
 
 #include "pipeline/config/section.hpp"
 #include "pipeline/plugin_host/plugin_host.hpp"
+#include "pipeline/train/job.hpp"
 #include "pipeline/train/transfer.hpp"
 #include "support/synthetic_idx.hpp"
+#include "support/test_images.hpp"
 
 namespace pretext {
 namespace {
@@ -170,6 +172,50 @@ TEST_F(SemiSupervisedTransfer, BeatsLabelledOnlyTrainingWhenTheUnlabelledImagesT
   // semi-supervised mode gets 0.73.
   EXPECT_GE(semi.val_accuracy, labelled_only.val_accuracy + 0.08);
   EXPECT_GE(semi.val_accuracy, 0.85);
+}
+
+TEST(SemiSupervisedConfig, RunsUnchangedOnAFolderOfColourImages) {
+  // Two classes of 16x16 RGB PNGs in class sub-folders: reddish and bluish noise.
+  const auto dir = testing::fresh_temp_dir("semi-folder");
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> noise(0, 90);
+  for (int label = 0; label < 2; ++label) {
+    const auto class_dir = dir / (label == 0 ? "red" : "blue");
+    std::filesystem::create_directories(class_dir);
+    for (int i = 0; i < 30; ++i) {
+      testing::PngSpec png;
+      png.width = png.height = 16;
+      for (int p = 0; p < 16 * 16; ++p) {
+        const auto strong = static_cast<std::uint8_t>(160 + noise(rng));
+        const auto weak = static_cast<std::uint8_t>(noise(rng));
+        png.rows.insert(png.rows.end(), {label == 0 ? strong : weak, weak, label == 0 ? weak : strong});
+      }
+      testing::write_png(class_dir / ("img" + std::to_string(i) + ".png"), png);
+    }
+  }
+  const std::vector<std::string> overrides = {"data.source=folder",
+                                              "data.path=" + dir.string(),
+                                              "data.test_path=" + dir.string(),
+                                              "data.image_size=16",
+                                              "data.channels=3",
+                                              "data.labelled=10",
+                                              "data.validation=10",
+                                              "threads=1",
+                                              "transfer.semi.epochs=1",
+                                              "transfer.semi.steps_per_epoch=2",
+                                              "transfer.semi.mu=2",
+                                              "model.width=8"};
+  Job job(JobRequest{PRETEXT_SOURCE_DIR "/configs/semi-supervised.toml", overrides, dir / "run"});
+  std::ostringstream log;
+  Progress progress(log, false);
+  const toml::table summary = job.run(progress);
+  for (const char* mode : {"semi", "semi_scratch"}) {
+    SCOPED_TRACE(mode);
+    EXPECT_TRUE(summary["transfer"][mode]["val_accuracy"].value<double>().has_value());
+    EXPECT_TRUE(summary["transfer"][mode]["test_accuracy"].value<double>().has_value());
+  }
+  EXPECT_NE(log.str().find("transfer.semi_scratch epoch 1/1: loss"), std::string::npos) << log.str();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
