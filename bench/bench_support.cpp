@@ -31,10 +31,10 @@ data::ImageSet synthetic_images(std::size_t count) {
 }
 
 void RotationViews::make_views(ConstImageView image, std::int64_t /*source_label*/, SampleRng& /*rng*/,
-                               ImageView* views, std::int64_t* labels) const {
+                               const ViewSlots& views) const {
   for (int k = 0; k < 4; ++k) {
-    ops::rotate90(image, views[k], k);
-    labels[k] = k;
+    ops::rotate90(image, views.view(k), k);
+    views.set_label(k, k);
   }
 }
 

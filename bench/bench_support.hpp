@@ -24,8 +24,8 @@ data::ImageSet synthetic_images(std::size_t count);
 class RotationViews final : public ViewMaker {
  public:
   [[nodiscard]] int views_per_image() const override { return 4; }
-  void make_views(ConstImageView image, std::int64_t source_label, SampleRng& rng, ImageView* views,
-                  std::int64_t* labels) const override;
+  void make_views(ConstImageView image, std::int64_t source_label, SampleRng& rng,
+                  const ViewSlots& views) const override;
 };
 
 /// Answers number reads from a fixed table (falling back to the default), so

@@ -33,9 +33,11 @@ const std::vector<CommandFlags>& command_flags() {
       {"export", {"mode", "out"}, {}},
       {"embed", {"data", "out", "mode", "pool"}, {}},
       {"plugins", {}, {}},
+      {"check-plugin", {"set"}, {}},
       {"report", {}, {}},
       {"sweep", {"base", "out", "set", "jobs"}, {}},
       {"preprocess", {"set", "out"}, {}},
+      {"launch", {"nproc-per-node", "nnodes", "node-rank", "master"}, {}},  // the command to run follows --
   };
   return table;
 }

@@ -16,5 +16,7 @@ int export_command(const Arguments& args);   // export_commands.cpp
 int embed_command(const Arguments& args);    // export_commands.cpp
 int sweep_command(const Arguments& args);    // sweep_command.cpp
 int preprocess_command(const Arguments& args);  // preprocess_command.cpp
+int launch_command(const Arguments& args);      // launch_command.cpp
+int check_plugin_command(const Arguments& args);  // check_plugin_command.cpp
 
 }  // namespace pretext::cli

@@ -63,6 +63,16 @@ const Command kCommands[] = {
     {"plugins", pretext::cli::plugins_command,
      "pretext plugins\n"
      "    Lists the models, pretext tasks, losses and stages that can be named.\n"},
+    {"check-plugin", pretext::cli::check_plugin_command,
+     "pretext check-plugin NAME_OR_FILE [--set KEY=VALUE ...]\n"
+     "    An author's first command: loads one plugin library (by a name it\n"
+     "    registers, or by path), prints its ABI and what it registers, and\n"
+     "    exercises each component: a pretext task's make_views on hand-made\n"
+     "    images (counts, shapes, labels, every element written, determinism\n"
+     "    per seed, 1 and 2 threads), a few train_steps (finite loss, weights\n"
+     "    change) and a save/load round trip; a model's output shapes; a\n"
+     "    loss's value; a stage's determinism. One line per check; exit 0 only\n"
+     "    when all pass (1 when one fails, 2 when the library cannot load).\n"},
     {"report", pretext::cli::report_command,
      "pretext report RUN_OR_SWEEP_DIR\n"
      "    Writes report.html into the directory: charts (also as charts/*.svg) and\n"
@@ -84,6 +94,14 @@ const Command kCommands[] = {
      "    folders on all cores), sized as training wants it (image_size, pad_to),\n"
      "    into a packed file that runs map in place: data.source = \"packed\",\n"
      "    data.path = FILE.pack. Shows progress and images/s; prints FILE.pack.\n"},
+    {"launch", pretext::cli::launch_command,
+     "pretext launch --nproc-per-node N [--nnodes M --node-rank R --master HOST:PORT] -- COMMAND ...\n"
+     "    Data-parallel: starts N processes of `pretext COMMAND ...` on this node\n"
+     "    with RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and\n"
+     "    MASTER_PORT set (torchrun's variables; one node: 127.0.0.1 and a free\n"
+     "    port), and OMP_NUM_THREADS = cores / N unless set. Their output lines\n"
+     "    are prefixed [rank R]. When one fails the others get SIGTERM, then\n"
+     "    SIGKILL after 30 s, and launch exits with the first failure's code.\n"},
 };
 
 constexpr const char* kHeader = "pretext: self-supervised pretext tasks and transfer, from a TOML config.\n\nUsage:\n";

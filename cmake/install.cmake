@@ -25,5 +25,5 @@ configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/pretextConfig.cmake.in
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/pretextConfigVersion.cmake
   VERSION ${PRETEXT_PLUGIN_API_VERSION} COMPATIBILITY SameMajorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/pretextConfig.cmake ${PROJECT_BINARY_DIR}/pretextConfigVersion.cmake
-              ${PROJECT_SOURCE_DIR}/cmake/pretextPlugin.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/pretextPlugin.cmake ${PROJECT_SOURCE_DIR}/cmake/pretextPluginNames.cmake
         DESTINATION ${PRETEXT_CMAKE_DIR})

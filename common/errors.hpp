@@ -69,6 +69,32 @@ class RunInterrupted : public std::runtime_error {
   int signal_;
 };
 
+/// Call only inside a catch block: rethrows the exception being handled with
+/// `context` (e.g. " (pretext epoch 3, dataset index 1207)") appended to its
+/// message, keeping its type and so its exit code. Interruptions and
+/// exceptions that are not std::exception pass unchanged.
+[[noreturn]] inline void rethrow_with_context(const std::string& context) {
+  try {
+    throw;
+  } catch (const RunInterrupted&) {
+    throw;
+  } catch (const UsageError& e) {
+    throw UsageError(e.what() + context);
+  } catch (const ConfigError& e) {
+    throw ConfigError(e.what() + context);
+  } catch (const InputError& e) {
+    throw InputError(e.what() + context);
+  } catch (const PluginError& e) {
+    throw PluginError(e.what() + context);
+  } catch (const PluginFault& e) {
+    throw PluginFault(e.what() + context);
+  } catch (const TrainingDiverged& e) {
+    throw TrainingDiverged(e.what() + context);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(e.what() + context);
+  }
+}
+
 /// How a failure is reported: the process exit code, and the words put
 /// before its message ("config error", "plugin fault", ...; empty for usage
 /// errors and interruptions, whose messages stand alone).

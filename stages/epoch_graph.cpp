@@ -13,6 +13,7 @@
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "common/errors.hpp"
 #include "pretext/image_ops.hpp"
 #include "stages/tsan_annotations.hpp"
 
@@ -91,6 +92,13 @@ void decode(const EpochLayout& layout, PartWork& work) {
   }
 }
 
+/// Where a fault happened, for its message: epochs and steps count from 1,
+/// as the progress lines and metrics.csv show them.
+std::string where(const EpochLayout& l, const Batch& batch, std::uint32_t dataset_index) {
+  return " (epoch " + std::to_string(l.plan->epoch + 1) + ", step " + std::to_string(batch.seq + 1) +
+         ", dataset index " + std::to_string(dataset_index) + ")";
+}
+
 /// Writes each image's views straight into the batch's buffer; views that
 /// fall outside this batch (an image split between two batches) go to spill.
 void make_views(const EpochLayout& l, BufferPool& pool, PartWork& work) {
@@ -112,8 +120,12 @@ void make_views(const EpochLayout& l, BufferPool& pool, PartWork& work) {
       work.targets[v] = {target, l.sample_shape};
     }
     SampleRng rng(l.plan->seed, l.plan->epoch, l.rng_key(position), 0, kViewPurpose);
-    l.views->make_views({work.decoded.data() + i * l.image_shape.numel(), l.image_shape}, set.labels[index], rng,
-                        work.targets.data(), work.view_labels.data());
+    try {
+      l.views->make_views({work.decoded.data() + i * l.image_shape.numel(), l.image_shape}, set.labels[index], rng,
+                          ViewSlots(work.targets.data(), work.view_labels.data(), static_cast<int>(l.per_image)));
+    } catch (...) {
+      rethrow_with_context(where(l, batch, index));
+    }
     for (std::size_t v = 0; v < l.per_image; ++v) {
       const std::size_t sample = position * l.per_image + v;
       if (sample >= work.first_sample && sample - work.first_sample < count)
@@ -132,9 +144,13 @@ void apply_stages(const EpochLayout& l, PartWork& work) {
     const std::uint64_t view = sample % l.per_image;
     const auto& stages = l.stages_of(view);
     const ImageView image{work.batch.storage.get() + s * numel, l.sample_shape};
-    for (std::size_t k = 0; k < stages.size(); ++k) {
-      SampleRng rng(l.plan->seed, l.plan->epoch, key, view, kFirstStagePurpose + k);
-      stages[k]->apply(image, rng);
+    try {
+      for (std::size_t k = 0; k < stages.size(); ++k) {
+        SampleRng rng(l.plan->seed, l.plan->epoch, key, view, kFirstStagePurpose + k);
+        stages[k]->apply(image, rng);
+      }
+    } catch (...) {
+      rethrow_with_context(where(l, work.batch, l.dataset_index(sample / l.per_image)));
     }
   }
 }
@@ -251,11 +267,11 @@ RepeatedViews::RepeatedViews(int count) : count_(count) {
   if (count <= 0) throw std::invalid_argument("RepeatedViews: count must be positive");
 }
 
-void RepeatedViews::make_views(ConstImageView image, std::int64_t source_label, SampleRng& /*rng*/, ImageView* views,
-                               std::int64_t* labels) const {
+void RepeatedViews::make_views(ConstImageView image, std::int64_t source_label, SampleRng& /*rng*/,
+                               const ViewSlots& views) const {
   for (int v = 0; v < count_; ++v) {
-    std::copy(image.data, image.data + image.shape.numel(), views[v].data);
-    labels[v] = source_label;
+    copy_image(image, views.view(v));
+    views.set_label(v, source_label);
   }
 }
 

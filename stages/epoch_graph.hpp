@@ -115,8 +115,8 @@ class RepeatedViews final : public ViewMaker {
  public:
   explicit RepeatedViews(int count);
   [[nodiscard]] int views_per_image() const override { return count_; }
-  void make_views(ConstImageView image, std::int64_t source_label, SampleRng& rng, ImageView* views,
-                  std::int64_t* labels) const override;
+  void make_views(ConstImageView image, std::int64_t source_label, SampleRng& rng,
+                  const ViewSlots& views) const override;
 
  private:
   int count_;

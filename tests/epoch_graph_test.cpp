@@ -43,11 +43,10 @@ int source_of(const Batch& batch, std::int64_t i) {
 class FourViews final : public ViewMaker {
  public:
   [[nodiscard]] int views_per_image() const override { return 4; }
-  void make_views(ConstImageView image, std::int64_t, SampleRng&, ImageView* views,
-                  std::int64_t* labels) const override {
+  void make_views(ConstImageView image, std::int64_t, SampleRng&, const ViewSlots& views) const override {
     for (int v = 0; v < 4; ++v) {
-      std::copy(image.data, image.data + image.shape.numel(), views[v].data);
-      labels[v] = v;
+      copy_image(image, views.view(v));
+      views.set_label(v, v);
     }
   }
 };

@@ -287,8 +287,36 @@ TEST(PluginHost, UnknownNameListsSearchedDirectories) {
   PluginHost host;
   host.set_search_path({"/first/dir", kTestPlugins});
   const std::string message = plugin_error([&] { host.resolve(ComponentKind::model, "missing"); });
-  EXPECT_TRUE(contains(message, "no model plugin named 'missing' (searched: /first/dir, " + kTestPlugins.string() +
-                                    ", " + PRETEXT_BUILTIN_PLUGIN_DIR + ")"));
+  EXPECT_TRUE(contains(message, "no model plugin named 'missing': no file pretext_missing.so in /first/dir, " +
+                                    kTestPlugins.string() + ", " + PRETEXT_BUILTIN_PLUGIN_DIR +
+                                    ", and no library there registers a model named 'missing'"));
+  // What is registered, and the libraries that could not be looked into.
+  EXPECT_TRUE(contains(message, "models registered: "));
+  EXPECT_TRUE(contains(message, "test_model"));
+  EXPECT_TRUE(contains(message, "skipped plugin " + plugin("bad_abi").string() +
+                                    ": plugin API major version mismatch"));
+}
+
+TEST(PluginHost, FindsALibraryByTheNameItRegisters) {
+  // pretext_misnamed.so registers "renamed-loss": no file is called
+  // pretext_renamed-loss.so, and the host still finds it.
+  ScopedEnvironment environment("PRETEXT_PLUGIN_PATH", "");
+  PluginHost host;
+  host.set_search_path({kTestPlugins});
+  EXPECT_EQ(host.resolve(ComponentKind::loss, "renamed-loss"), "renamed-loss");
+  EXPECT_EQ(host.origin(ComponentKind::loss, "renamed-loss"), fs::canonical(plugin("misnamed")).string());
+  DefaultOptions options;
+  EXPECT_NE(host.make_loss("renamed-loss", options), nullptr);
+}
+
+TEST(PluginHost, APluginBuiltForThePreviousApiIsRefusedWithAdvice) {
+  // API 2.0 changed make_views; a 1.x plugin must be rebuilt (no compatibility path).
+  PluginHost host;
+  const std::string message = plugin_error([&] { host.load_library(plugin("api_v1")); });
+  EXPECT_TRUE(contains(message, "pretext_api_v1.so: plugin API major version mismatch: expected " +
+                                    std::to_string(kPluginApiMajor) + ", found 1 (built against an older SDK: "
+                                    "rebuild it against this one; since 2.0 make_views takes ViewSlots)"));
+  EXPECT_TRUE(host.names(ComponentKind::pretext).empty());
 }
 
 TEST(PluginHost, MadeObjectsKeepTheirLibraryLoaded) {

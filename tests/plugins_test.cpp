@@ -61,7 +61,7 @@ TEST_F(BuiltinPlugins, RotationMakesFourLabelledRotations) {
   for (int v = 0; v < 4; ++v) views.push_back({out.data() + 16 * v, {1, 4, 4}});
   std::vector<std::int64_t> labels(4, -1);
   SampleRng rng(0, 0, 0, 0, 0);
-  task->make_views({image.data(), {1, 4, 4}}, 7, rng, views.data(), labels.data());
+  task->make_views({image.data(), {1, 4, 4}}, 7, rng, ViewSlots(views.data(), labels.data(), 4));
   EXPECT_EQ(labels, (std::vector<std::int64_t>{0, 1, 2, 3}));
   for (int k = 0; k < 4; ++k) {
     std::vector<float> expected(16);
@@ -84,7 +84,7 @@ TEST_F(BuiltinPlugins, RotationRandomModeMakesOneConsistentView) {
     ImageView view{out.data(), {1, 4, 4}};
     std::int64_t label = -1;
     SampleRng rng(1, 0, i, 0, 0);
-    task->make_views({image.data(), {1, 4, 4}}, -1, rng, &view, &label);
+    task->make_views({image.data(), {1, 4, 4}}, -1, rng, ViewSlots(&view, &label, 1));
     ASSERT_GE(label, 0);
     ASSERT_LT(label, 4);
     std::vector<float> expected(16);

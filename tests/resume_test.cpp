@@ -173,7 +173,7 @@ TEST_F(Resume, CheckpointRestoresTheStateItWasWrittenWith) {
   class OneTensorTask final : public PretextTask {
    public:
     [[nodiscard]] int views_per_image() const override { return 1; }
-    void make_views(ConstImageView, std::int64_t, SampleRng&, ImageView*, std::int64_t*) const override {}
+    void make_views(ConstImageView, std::int64_t, SampleRng&, const ViewSlots&) const override {}
     void setup(TrainingContext&) override {}
     StepResult train_step(const torch::Tensor&, const torch::Tensor&) override { return {}; }
     [[nodiscard]] std::shared_ptr<Backbone> backbone() const override { return nullptr; }

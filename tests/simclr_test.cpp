@@ -38,7 +38,7 @@ class SimclrPlugin : public testing::BuiltinPluginTest {
     ImageView views[2] = {{out.data(), shape}, {out.data() + shape.numel(), shape}};
     std::vector<std::int64_t> labels(2, -1);
     SampleRng rng(5, 0, index, 0, 0);
-    task.make_views({image.data(), shape}, -1, rng, views, labels.data());
+    task.make_views({image.data(), shape}, -1, rng, ViewSlots(views, labels.data(), 2));
     return {out, labels};
   }
 };

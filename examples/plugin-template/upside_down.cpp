@@ -12,13 +12,11 @@
 //   train_step             once per batch, on one thread
 //   save / load            checkpoints (pretext.pt)
 //   backbone()             the features the host transfers to the labelled task
+#include <algorithm>
 #include <cstdint>
 #include <memory>
-#include <stdexcept>
-#include <string>
 #include <vector>
 
-#include "pretext/image_ops.hpp"
 #include "pretext/sdk.hpp"
 
 namespace {
@@ -32,25 +30,38 @@ class UpsideDown final : public pretext::PretextTask {
   // ---- flow graph: concurrent, const ------------------------------------
   [[nodiscard]] int views_per_image() const override { return both_ ? 2 : 1; }
 
-  [[nodiscard]] pretext::ImageShape view_shape(const pretext::ImageShape& input) const override {
-    if (input.height != input.width)
-      throw std::invalid_argument("upside_down: images must be square (rotate90 needs it), got " +
-                                  std::to_string(input.height) + "x" + std::to_string(input.width));
-    return input;
-  }
+  // view_shape is not overridden: each view has the image's shape (any, square or not).
 
+  // `views` holds exactly views_per_image() views of view_shape(image.shape);
+  // the host checks that each is written and labelled.
   void make_views(pretext::ConstImageView image, std::int64_t /*source_label*/, pretext::SampleRng& rng,
-                  pretext::ImageView* views, std::int64_t* labels) const override {
+                  const pretext::ViewSlots& views) const override {
     if (both_) {
-      pretext::ops::rotate90(image, views[0], 0);
-      pretext::ops::rotate90(image, views[1], 2);
-      labels[0] = 0;
-      labels[1] = 1;
+      pretext::copy_image(image, views.view(0));
+      turn_upside_down(image, views.view(1));
+      views.set_label(0, 0);
+      views.set_label(1, 1);
       return;
     }
-    const int flipped = static_cast<int>(rng.below(2));  // rng is this image's own stream
-    pretext::ops::rotate90(image, views[0], 2 * flipped);
-    labels[0] = flipped;
+    const bool flipped = rng.below(2) == 1;  // rng is this image's own stream
+    if (flipped) {
+      turn_upside_down(image, views.view(0));
+    } else {
+      pretext::copy_image(image, views.view(0));
+    }
+    views.set_label(0, flipped ? 1 : 0);
+  }
+
+  // A half turn: row y of the view is row H-1-y of the image, reversed.
+  static void turn_upside_down(pretext::ConstImageView image, pretext::ImageView view) {
+    const int height = image.shape.height;
+    const int width = image.shape.width;
+    for (int c = 0; c < image.shape.channels; ++c) {
+      for (int y = 0; y < height; ++y) {
+        const float* source = image.row(c, height - 1 - y);
+        std::reverse_copy(source, source + width, view.row(c, y));
+      }
+    }
   }
 
   // ---- training: one thread ----------------------------------------------

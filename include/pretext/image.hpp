@@ -4,8 +4,11 @@
 // this header free of LibTorch means stages compile in a fraction of the time.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 namespace pretext {
 
@@ -33,9 +36,11 @@ struct ImageView {
   ImageShape shape;
 
   [[nodiscard]] float* plane(int c) const { return data + static_cast<std::size_t>(c) * shape.plane_size(); }
-  [[nodiscard]] float& at(int c, int y, int x) const {
-    return plane(c)[static_cast<std::size_t>(y) * static_cast<std::size_t>(shape.width) + static_cast<std::size_t>(x)];
+  /// Row `y` of channel `c`: shape.width contiguous pixels.
+  [[nodiscard]] float* row(int c, int y) const {
+    return plane(c) + static_cast<std::size_t>(y) * static_cast<std::size_t>(shape.width);
   }
+  [[nodiscard]] float& at(int c, int y, int x) const { return row(c, y)[x]; }
 };
 
 /// A read-only view of one planar CHW image.
@@ -50,10 +55,56 @@ struct ConstImageView {
   [[nodiscard]] const float* plane(int c) const {
     return data + static_cast<std::size_t>(c) * shape.plane_size();
   }
-  [[nodiscard]] float at(int c, int y, int x) const {
-    return plane(c)[static_cast<std::size_t>(y) * static_cast<std::size_t>(shape.width) + static_cast<std::size_t>(x)];
+  /// Row `y` of channel `c`: shape.width contiguous pixels.
+  [[nodiscard]] const float* row(int c, int y) const {
+    return plane(c) + static_cast<std::size_t>(y) * static_cast<std::size_t>(shape.width);
   }
+  [[nodiscard]] const float& at(int c, int y, int x) const { return row(c, y)[x]; }
 };
+
+/// A rectangle of pixels: rows [top, top + height), columns [left, left + width).
+struct Region {
+  int top = 0;
+  int left = 0;
+  int height = 0;
+  int width = 0;
+};
+
+/// Copies `from` (a region of `src`) into `dst` with its top-left corner at
+/// (top, left), in every channel. Throws std::out_of_range, naming both
+/// rectangles and both shapes, when either region does not fit its image or
+/// the channel counts differ: a wrong offset is a message, not a stray write.
+inline void copy_region(ConstImageView src, Region from, ImageView dst, int top, int left) {
+  const auto fits = [](const Region& r, const ImageShape& s) {
+    return r.top >= 0 && r.left >= 0 && r.height >= 0 && r.width >= 0 && r.top + r.height <= s.height &&
+           r.left + r.width <= s.width;
+  };
+  const Region to{top, left, from.height, from.width};
+  if (src.shape.channels != dst.shape.channels || !fits(from, src.shape) || !fits(to, dst.shape)) {
+    const auto text = [](const Region& r) {
+      return std::to_string(r.height) + "x" + std::to_string(r.width) + " at (" + std::to_string(r.top) + ", " +
+             std::to_string(r.left) + ")";
+    };
+    const auto shape = [](const ImageShape& s) {
+      return std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" + std::to_string(s.width);
+    };
+    throw std::out_of_range("copy_region: " + text(from) + " of a " + shape(src.shape) + " image to " + text(to) +
+                            " of a " + shape(dst.shape) + " image does not fit");
+  }
+  for (int c = 0; c < src.shape.channels; ++c)
+    for (int y = 0; y < from.height; ++y)
+      std::copy_n(src.row(c, from.top + y) + from.left, from.width, dst.row(c, top + y) + left);
+}
+
+/// Copies all of `src` into `dst`, which must have the same shape (else std::out_of_range).
+inline void copy_image(ConstImageView src, ImageView dst) {
+  if (src.shape != dst.shape)
+    throw std::out_of_range("copy_image: a " + std::to_string(src.shape.channels) + "x" +
+                            std::to_string(src.shape.height) + "x" + std::to_string(src.shape.width) +
+                            " image does not fit a " + std::to_string(dst.shape.channels) + "x" +
+                            std::to_string(dst.shape.height) + "x" + std::to_string(dst.shape.width) + " view");
+  std::copy_n(src.data, src.shape.numel(), dst.data);
+}
 
 /// Deterministic random stream for one sample.
 ///

@@ -38,9 +38,11 @@ namespace pretext {
 
 /// Semantic version of this header. A plugin built against another major
 /// version is refused; a newer minor than the host's is refused too.
-inline constexpr std::uint32_t kPluginApiMajor = 1;
-inline constexpr std::uint32_t kPluginApiMinor = 3;  // 1.1: make_named_loss; 1.2: gradients_finite;
-                                                     // 1.3: save_sub_archives, load_sub_archives (inline)
+inline constexpr std::uint32_t kPluginApiMajor = 2;
+// 2.0: make_views takes ViewSlots (a count and a shape, checked), not bare
+//      pointers; the host refuses 1.x plugins, which must be rebuilt.
+// (1.1: make_named_loss; 1.2: gradients_finite; 1.3: save_sub_archives, load_sub_archives.)
+inline constexpr std::uint32_t kPluginApiMinor = 0;
 inline constexpr std::uint32_t kPluginAbiMagic = 0x50525458;  // "PRTX"
 
 /// Plain-old-data descriptor, readable whatever else differs between host and plugin.

@@ -1,6 +1,7 @@
 #include "pipeline/config/run_options.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 #include <thread>
 
@@ -165,11 +166,25 @@ std::vector<std::string> transfer_mode_names() {
 
 bool is_transfer_mode(const std::string& name) { return find_transfer_mode(name) != nullptr; }
 
+namespace {
+
+// This process's share of the cores: all of them, or under `pretext launch`
+// (or torchrun) 1 / LOCAL_WORLD_SIZE, since the node's ranks train side by
+// side. The variable is only read here; the process group validates it.
+std::int64_t cores_per_process() {
+  const auto cores = static_cast<std::int64_t>(std::max(1U, std::thread::hardware_concurrency()));
+  const char* local = std::getenv("LOCAL_WORLD_SIZE");
+  const long processes = local != nullptr ? std::strtol(local, nullptr, 10) : 1;
+  return std::max<std::int64_t>(1, cores / std::max(1L, processes));
+}
+
+}  // namespace
+
 RunOptions read_run_options(RunSections& s) {
   RunOptions o;
   o.seed = static_cast<std::uint64_t>(
       s.root.integer("seed", 0, 0, INT64_MAX, "seeds shuffling, splits, augmentation and initialisation"));
-  const auto cores = static_cast<std::int64_t>(std::max(1U, std::thread::hardware_concurrency()));
+  const auto cores = cores_per_process();
   o.threads = s.root.integer("threads", cores, 1, 1024, "LibTorch intra-op threads");
 
   o.data = read_data(s.data);
@@ -200,6 +215,9 @@ RunOptions read_run_options(RunSections& s) {
   o.trainer.check_gradients = s.trainer.boolean(
       "check_gradients", o.trainer.check_gradients,
       "before each update, look for NaN or infinite gradients (one sum per parameter); stop the run naming one");
+  o.trainer.check_views = s.trainer.choice(
+      "check_views", o.trainer.check_views, {"guarded", "basic"},
+      "the pretext task's make_views: guarded also catches writes past a view's end (docs/performance.md)");
 
   for (const auto& dir : s.plugins.strings("search_path", {}, {}, "extra directories searched for plugins"))
     o.plugin_path.push_back(dir);

@@ -59,6 +59,7 @@ struct TrainerOptions {
   std::string autocast = "none";                // none | bf16 | fp16
   std::int64_t eval_batch_size = 500;
   bool check_gradients = true;  // a NaN or infinite gradient stops the run (pipeline/train/gradient_check.hpp)
+  std::string check_views = "guarded";  // "guarded" or "basic": pipeline/plugin_host/view_contract.hpp
 };
 
 struct PretextOptions {

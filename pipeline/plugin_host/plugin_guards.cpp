@@ -175,23 +175,6 @@ void rethrow_as_plugin_fault(const std::string& plugin, const char* where) {
   }
 }
 
-int GuardedViewMaker::views_per_image() const {
-  return guard_plugin_call(plugin_, "PretextTask::views_per_image", [&] { return task_.views_per_image(); });
-}
-
-ImageShape GuardedViewMaker::view_shape(const ImageShape& input) const {
-  return guard_plugin_call(plugin_, "PretextTask::view_shape", [&] { return task_.view_shape(input); });
-}
-
-void GuardedViewMaker::make_views(ConstImageView image, std::int64_t source_label, SampleRng& rng, ImageView* views,
-                                  std::int64_t* labels) const {
-  try {
-    task_.make_views(image, source_label, rng, views, labels);
-  } catch (...) {
-    rethrow_as_plugin_fault(plugin_, "PretextTask::make_views");
-  }
-}
-
 std::shared_ptr<Stage> guard_component(std::shared_ptr<Stage> stage, std::string plugin) {
   return std::make_shared<GuardedStage>(std::move(stage), std::move(plugin));
 }

@@ -12,7 +12,8 @@
 // The plugin host wraps what it hands out: stages, losses and models, and the
 // backbones and heads those models make. A pretext task is not wrapped (a proxy
 // would hide its optional capabilities, such as Sampler, from dynamic_cast):
-// the job guards its calls with GuardedViewMaker and guard_plugin_call.
+// the job guards its calls with GuardedViewMaker (view_contract.hpp) and
+// guard_plugin_call.
 #pragma once
 
 #include <memory>
@@ -41,22 +42,6 @@ decltype(auto) guard_plugin_call(const std::string& plugin, const char* where, C
     rethrow_as_plugin_fault(plugin, where);
   }
 }
-
-/// A pretext task as the flow graph's view maker, with its faults named.
-/// Holds references: the task and the label must outlive it.
-class GuardedViewMaker final : public ViewMaker {
- public:
-  GuardedViewMaker(const ViewMaker& task, const std::string& plugin) : task_(task), plugin_(plugin) {}
-
-  [[nodiscard]] int views_per_image() const override;
-  [[nodiscard]] ImageShape view_shape(const ImageShape& input) const override;
-  void make_views(ConstImageView image, std::int64_t source_label, SampleRng& rng, ImageView* views,
-                  std::int64_t* labels) const override;
-
- private:
-  const ViewMaker& task_;
-  const std::string& plugin_;
-};
 
 /// Wraps a plugin's component so that its faults are named (see above).
 std::shared_ptr<Stage> guard_component(std::shared_ptr<Stage> stage, std::string plugin);

@@ -109,8 +109,8 @@ std::string hex(std::uint32_t value) {
 }
 
 // The descriptor may come from a plugin built against another SDK, so only
-// `magic` and `size` are trusted; no byte past `size` is read.
-void check_abi(const fs::path& file, const Library& library) {
+// `magic` and `size` are trusted; no byte past `size` is read. Returns it.
+PluginAbi check_abi(const fs::path& file, const Library& library) {
   const unsigned char* raw = &library.get<const unsigned char>(kAbiSymbol);
 
   std::uint32_t magic = 0;
@@ -132,8 +132,14 @@ void check_abi(const fs::path& file, const Library& library) {
 
   require("api_major", offsetof(PluginAbi, api_major), sizeof abi.api_major);
   if (abi.api_major != kPluginApiMajor) {
+    // No compatibility path: a 1.x task's make_views writes through bare
+    // pointers the host cannot check (docs/writing-a-pretext-task.md).
+    const std::string advice = abi.api_major < kPluginApiMajor
+                                   ? " (built against an older SDK: rebuild it against this one; since 2.0 "
+                                     "make_views takes ViewSlots)"
+                                   : " (built against a newer SDK than this pretext's)";
     fail(file, "plugin API major version mismatch: expected " + std::to_string(kPluginApiMajor) + ", found " +
-                   std::to_string(abi.api_major));
+                   std::to_string(abi.api_major) + advice);
   }
   require("api_minor", offsetof(PluginAbi, api_minor), sizeof abi.api_minor);
   if (abi.api_minor > kPluginApiMinor) {
@@ -150,6 +156,7 @@ void check_abi(const fs::path& file, const Library& library) {
     fail(file, "_GLIBCXX_USE_CXX11_ABI mismatch: expected " + std::to_string(_GLIBCXX_USE_CXX11_ABI) + ", found " +
                    std::to_string(abi.cxx11_abi));
   }
+  return abi;
 }
 
 // Owns a plugin-made object together with its library. The library is the
@@ -365,7 +372,7 @@ void PluginHost::load_library(const fs::path& file) {
   const bool exports_checked = check_exports_before_loading(absolute);
   LibraryPtr library = open_library(absolute);
   if (!exports_checked) check_exports_after_loading(absolute, *library);
-  check_abi(absolute, *library);
+  const PluginAbi abi = check_abi(absolute, *library);
 
   StampingRegistrar registrar(*this, canonical.string(), library, /*commit_each=*/false);
   auto& register_components = library->get<void(Registrar&)>(kRegisterSymbol);
@@ -380,6 +387,7 @@ void PluginHost::load_library(const fs::path& file) {
 
   libraries_.push_back(library);
   loaded_by_path_.emplace(canonical.string(), std::move(library));
+  abi_by_path_.emplace(canonical.string(), abi);
 }
 
 Registrar& PluginHost::builtins() { return *builtin_registrar_; }
@@ -416,7 +424,18 @@ std::string PluginHost::resolve(ComponentKind kind, const std::string& reference
     }
     return reference;
   }
-  throw PluginError("no " + kind_name + " plugin named '" + reference + "' (searched: " + join(searched) + ")");
+  // No file of that name: a library on the path may register the name under
+  // another file name (pretext_jigsaw4.so registering "jigsaw-4"). Loading
+  // them all runs their register functions, as `pretext plugins` does.
+  const std::vector<std::string> skipped = load_search_path();
+  if (entries_.count({kind, reference}) != 0) return reference;
+  std::string message = "no " + kind_name + " plugin named '" + reference + "': no file " + file_name + " in " +
+                        join(searched) + ", and no library there registers a " + kind_name + " named '" +
+                        reference + "'";
+  const auto known = names(kind);
+  message += " (" + kind_name + "s registered: " + (known.empty() ? std::string("none") : join(known)) + ")";
+  for (const auto& error : skipped) message += "\n  skipped " + error;
+  throw PluginError(message);
 }
 
 const PluginHost::Entry& PluginHost::find(ComponentKind kind, const std::string& name) const {
@@ -454,5 +473,11 @@ std::vector<std::string> PluginHost::names(ComponentKind kind) const {
 }
 
 std::string PluginHost::origin(ComponentKind kind, const std::string& name) const { return find(kind, name).origin; }
+
+std::optional<PluginAbi> PluginHost::library_abi(const std::string& origin) const {
+  const auto found = abi_by_path_.find(origin);
+  if (found == abi_by_path_.end()) return std::nullopt;
+  return found->second;
+}
 
 }  // namespace pretext

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,8 +66,9 @@ class PluginHost {
 
   /// Makes sure a component of `kind` is available under `reference` and
   /// returns its registered name. `reference` is either a name ("conv4"),
-  /// found in the registry or else by loading `pretext_<name>.so` from the
-  /// search path; or a path to a library (contains '/' or ends in ".so"),
+  /// found in the registry, else by loading `pretext_<name>.so` from the
+  /// search path, else by loading every library on the search path and
+  /// taking the one that registers it; or a path to a library (contains '/' or ends in ".so"),
   /// which is loaded and must register exactly one component of `kind`.
   /// PluginError lists what was searched when nothing is found.
   std::string resolve(ComponentKind kind, const std::string& reference);
@@ -81,6 +83,9 @@ class PluginHost {
   [[nodiscard]] std::vector<std::string> names(ComponentKind kind) const;
   /// The file a component came from, or "(built-in)".
   [[nodiscard]] std::string origin(ComponentKind kind, const std::string& name) const;
+  /// The ABI descriptor of a loaded library, by its origin (canonical path);
+  /// none for "(built-in)" or a library not loaded.
+  [[nodiscard]] std::optional<PluginAbi> library_abi(const std::string& origin) const;
 
  private:
   struct Entry;
@@ -90,6 +95,7 @@ class PluginHost {
   std::vector<std::filesystem::path> search_path_;
   std::vector<std::shared_ptr<boost::dll::shared_library>> libraries_;
   std::map<std::string, std::shared_ptr<boost::dll::shared_library>> loaded_by_path_;
+  std::map<std::string, PluginAbi> abi_by_path_;
   std::map<std::pair<ComponentKind, std::string>, std::shared_ptr<Entry>> entries_;
   std::unique_ptr<StampingRegistrar> builtin_registrar_;
 };

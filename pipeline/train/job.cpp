@@ -12,6 +12,7 @@
 #include "common/errors.hpp"
 #include "data/data_source.hpp"
 #include "pipeline/plugin_host/plugin_guards.hpp"
+#include "pipeline/plugin_host/view_contract.hpp"
 #include "pipeline/report/html_report.hpp"
 #include "pipeline/train/epoch_record.hpp"
 #include "pipeline/train/evaluation.hpp"
@@ -154,7 +155,9 @@ std::shared_ptr<Backbone> Job::run_pretext(artefacts::RunDirectory& dir, Progres
       out_.string(), [this](const std::string& name) { return assembled_.loss_with_defaults(name); },
       options().trainer.check_gradients);
   guard_plugin_call(label, "PretextTask::setup", [&] { task.setup(context); });
-  const GuardedViewMaker task_views(task, label);  // faults in make_views name the task
+  // Faults in make_views name the task; its views are checked (view_contract.hpp).
+  const GuardedViewMaker task_views(
+      task, label, options().trainer.check_views == "basic" ? ViewChecks::basic : ViewChecks::guarded);
   const auto& p = options().pretext;
   if (!p.load.empty()) {
     if (!std::filesystem::is_regular_file(p.load))
@@ -177,12 +180,19 @@ std::shared_ptr<Backbone> Job::run_pretext(artefacts::RunDirectory& dir, Progres
     resume.after_step = [&](const EpochTotals& totals) {
       after_pretext_step(state, totals, epoch, steps_per_epoch, dir);
     };
+    std::int64_t step = resume.start.steps;  // of this epoch, for fault messages
     try {
       last = train_epoch(
           spec, compute_,
           [&](const torch::Tensor& x, const torch::Tensor& y) {
-            const StepResult result =
-                guard_plugin_call(label, "PretextTask::train_step", [&] { return task.train_step(x, y); });
+            ++step;
+            StepResult result;
+            try {
+              result = guard_plugin_call(label, "PretextTask::train_step", [&] { return task.train_step(x, y); });
+            } catch (const PluginFault&) {
+              rethrow_with_context(" (pretext epoch " + std::to_string(epoch + 1) + ", step " +
+                                   std::to_string(step) + ")");
+            }
             context.gradient_check().throw_if_found(result.loss);  // before any checkpoint of it
             return result;
           },

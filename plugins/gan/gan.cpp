@@ -89,9 +89,9 @@ class Gan final : public pretext::PretextTask, public pretext::Sampler {
   // ---- flow graph: the images themselves, unlabelled --------------------------
   [[nodiscard]] int views_per_image() const override { return 1; }
   void make_views(pretext::ConstImageView image, std::int64_t /*source_label*/, pretext::SampleRng& /*rng*/,
-                  pretext::ImageView* views, std::int64_t* labels) const override {
-    std::copy(image.data, image.data + image.shape.numel(), views[0].data);
-    labels[0] = 0;
+                  const pretext::ViewSlots& views) const override {
+    pretext::copy_image(image, views.view(0));
+    views.set_label(0, 0);
   }
 
   // ---- training ----------------------------------------------------------------

@@ -30,16 +30,16 @@ class Rotation final : public pretext::PretextTask {
   }
 
   void make_views(pretext::ConstImageView image, std::int64_t /*source_label*/, pretext::SampleRng& rng,
-                  pretext::ImageView* views, std::int64_t* labels) const override {
+                  const pretext::ViewSlots& views) const override {
     if (all_) {
       for (int k = 0; k < 4; ++k) {
-        pretext::ops::rotate90(image, views[k], k);
-        labels[k] = k;
+        pretext::ops::rotate90(image, views.view(k), k);
+        views.set_label(k, k);
       }
     } else {
       const int k = static_cast<int>(rng.below(4));
-      pretext::ops::rotate90(image, views[0], k);
-      labels[0] = k;
+      pretext::ops::rotate90(image, views.view(0), k);
+      views.set_label(0, k);
     }
   }
 

@@ -59,13 +59,13 @@ class Simclr final : public pretext::PretextTask {
   [[nodiscard]] int views_per_image() const override { return 2; }
 
   void make_views(pretext::ConstImageView image, std::int64_t /*source_label*/, pretext::SampleRng& rng,
-                  pretext::ImageView* views, std::int64_t* labels) const override {
-    for (int v = 0; v < 2; ++v) {
+                  const pretext::ViewSlots& views) const override {
+    for (int v = 0; v < views.size(); ++v) {
       const auto box = pretext::ops::random_resized_crop_box(image.shape, options_.min_scale, options_.max_scale,
                                                              options_.min_ratio, options_.max_ratio, rng);
-      pretext::ops::resized_crop(image, box, views[v]);
-      if (rng.uniform() < options_.flip) pretext::ops::flip_horizontal(views[v]);
-      labels[v] = v;
+      pretext::ops::resized_crop(image, box, views.view(v));
+      if (rng.uniform() < options_.flip) pretext::ops::flip_horizontal(views.view(v));
+      views.set_label(v, v);
     }
   }
 

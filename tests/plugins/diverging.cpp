@@ -12,10 +12,10 @@ class Diverging final : public pretext::PretextTask {
       : nan_after_(options.integer("nan_after_steps", 10, 0, 1 << 30, "steps before the loss becomes NaN")) {}
 
   [[nodiscard]] int views_per_image() const override { return 1; }
-  void make_views(pretext::ConstImageView image, std::int64_t, pretext::SampleRng&, pretext::ImageView* views,
-                  std::int64_t* labels) const override {
-    std::copy(image.data, image.data + image.shape.numel(), views[0].data);
-    labels[0] = 0;
+  void make_views(pretext::ConstImageView image, std::int64_t, pretext::SampleRng&,
+                  const pretext::ViewSlots& views) const override {
+    pretext::copy_image(image, views.view(0));
+    views.set_label(0, 0);
   }
   void setup(pretext::TrainingContext& context) override {
     backbone_ = context.make_backbone();

@@ -115,10 +115,10 @@ class FaultyTask final : public pretext::PretextTask {
 
   [[nodiscard]] int views_per_image() const override { return 1; }
   void make_views(pretext::ConstImageView image, std::int64_t /*source_label*/, pretext::SampleRng& /*rng*/,
-                  pretext::ImageView* views, std::int64_t* labels) const override {
+                  const pretext::ViewSlots& views) const override {
     fault_.maybe_throw("make_views");
-    std::copy(image.data, image.data + image.shape.numel(), views[0].data);
-    labels[0] = image.data[0] > 0.5F ? 1 : 0;
+    pretext::copy_image(image, views.view(0));
+    views.set_label(0, image.data[0] > 0.5F ? 1 : 0);
   }
   void setup(pretext::TrainingContext& context) override {
     backbone_ = context.make_backbone();

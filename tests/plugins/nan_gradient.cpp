@@ -19,10 +19,10 @@ class NanGradient final : public pretext::PretextTask {
         own_optimizer_(options.boolean("own_optimizer", false, "make an SGD and call gradients_finite before step")) {}
 
   [[nodiscard]] int views_per_image() const override { return 1; }
-  void make_views(pretext::ConstImageView image, std::int64_t, pretext::SampleRng&, pretext::ImageView* views,
-                  std::int64_t* labels) const override {
-    std::copy(image.data, image.data + image.shape.numel(), views[0].data);
-    labels[0] = 0;
+  void make_views(pretext::ConstImageView image, std::int64_t, pretext::SampleRng&,
+                  const pretext::ViewSlots& views) const override {
+    pretext::copy_image(image, views.view(0));
+    views.set_label(0, 0);
   }
   void setup(pretext::TrainingContext& context) override {
     context_ = &context;
