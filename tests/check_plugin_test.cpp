@@ -90,6 +90,16 @@ TEST(CheckPlugin, TheBreachPluginWithoutABreachPasses) {
   EXPECT_EQ(exit.code, 0) << exit.output;
 }
 
+TEST(CheckPlugin, ALoadThatForgetsPartOfTheStateFailsTheSaveLoadCheckNamingIt) {
+  const testing::ChildExit exit = check_plugin(
+      {(kTestPlugins / "pretext_view_breaches.so").string(), "--set", "pretext.breach=load_skips_head"});
+  ASSERT_TRUE(exit.exited) << exit.output;
+  EXPECT_EQ(exit.code, 1) << exit.output;
+  EXPECT_TRUE(contains(exit.output, "  FAIL  save/load  'head."));
+  EXPECT_TRUE(contains(exit.output, "differs after save -> load -> save: load() does not restore it"));
+  EXPECT_TRUE(contains(exit.output, "FAILED: 5 checks passed, 1 failed"));
+}
+
 TEST(CheckPlugin, AFaultInTrainStepFailsTheTrainCheckAndTheOthersStillRun) {
   const testing::ChildExit exit = check_plugin({(kTestPlugins / "pretext_faulty.so").string(), "--set",
                                                 "pretext.fault=train_step", "--set", "pretext.fault_after=1"});

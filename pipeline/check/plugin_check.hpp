@@ -8,8 +8,10 @@
 //     seeded     the same views from the same seed, twice;
 //     threads    the same batches from the flow graph with 1 and 2 threads;
 //     train      a few train_steps on a synthetic batch: finite loss, weights change;
-//     save/load  a checkpoint loaded into a fresh task restores every tensor of
-//                its backbone, and the next step then gives the same loss;
+//     save/load  a checkpoint loaded into a fresh task: the fresh task saves
+//                the same tensors and values again (optimisers aside: LibTorch
+//                keys their state by parameter address), and the next step
+//                gives the same loss;
 //   for each model: a backbone and a head, their output shapes, a backward pass;
 //   for each loss: a finite scalar with a gradient, on hand-made logits;
 //   for each stage: finite pixels, the same result from the same seed.

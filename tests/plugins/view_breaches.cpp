@@ -7,6 +7,8 @@
 //   wrong_shape  declares half-height views and writes whole images into them,
 //                through the raw pointer as a careless task would;
 //   no_label     writes both views, labels one;
+//   load_skips_head  views are fine, but load() restores the backbone and
+//                the optimiser and forgets the head (check_plugin_test);
 // Its training step is a real one-backbone step, so a run that gets past the
 // views trains.
 #include <algorithm>
@@ -20,7 +22,7 @@ namespace {
 class ViewBreaches final : public pretext::PretextTask {
  public:
   explicit ViewBreaches(pretext::Options& options)
-      : breach_(options.choice("breach", "none", {"none", "too_few", "too_many", "wrong_shape", "no_label"},
+      : breach_(options.choice("breach", "none", {"none", "too_few", "too_many", "wrong_shape", "no_label", "load_skips_head"},
                                "which rule of the view contract to break")) {}
 
   [[nodiscard]] int views_per_image() const override { return 2; }
@@ -68,6 +70,10 @@ class ViewBreaches final : public pretext::PretextTask {
     pretext::save_sub_archives(archive, {{"backbone", *backbone_}, {"head", *head_}, {"optimizer", *optimizer_}});
   }
   void load(torch::serialize::InputArchive& archive) override {
+    if (breach_ == "load_skips_head") {
+      pretext::load_sub_archives(archive, {{"backbone", *backbone_}, {"optimizer", *optimizer_}});
+      return;
+    }
     pretext::load_sub_archives(archive, {{"backbone", *backbone_}, {"head", *head_}, {"optimizer", *optimizer_}});
   }
 
