@@ -235,7 +235,8 @@ TEST_P(ViewBreachRun, ExitsOneNamingTheTaskTheImageAndTheBreachAndResumeRefusesA
   EXPECT_TRUE(contains(again.output, expected_words(breach)));
 }
 
-INSTANTIATE_TEST_SUITE_P(Breaches, ViewBreachRun, ::testing::Values("too_few", "too_many", "wrong_shape", "no_label"));
+INSTANTIATE_TEST_SUITE_P(Breaches, ViewBreachRun, ::testing::Values("too_few", "too_many", "wrong_shape", "no_label"),
+                         [](const auto& info) { return std::string(info.param); });
 
 TEST_F(ViewBreachRun, TheSameTaskWithoutABreachCompletesInEitherMode) {
   // The control: what the tests above see is the breach, not the setup.
