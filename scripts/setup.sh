@@ -13,6 +13,7 @@ packages=(
   libtbb-dev libtomlplusplus-dev libboost-dev libboost-filesystem-dev
   libcli11-dev                        # CLI11 2.1 (header-only): the command line's subcommands and flags
   libgloo-dev                         # gloo's headers, which c10d's ProcessGroupGloo.hpp includes (pipeline/distributed)
+  libgoogle-glog-dev                  # glog, linked by pipeline/distributed to quiet c10d while a group forms
   libmatio-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev   # libjpeg-turbo: JPEG image folders
   googletest libgtest-dev
   libxml2-dev                         # tests only: the HTML and SVG reports are parsed as XML
