@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <numeric>
 #include <set>
+#include <stdexcept>
 #include <vector>
 
 #include "stages/builtin_stages.hpp"
@@ -29,6 +31,41 @@ std::vector<float> rotated(int k) {
   std::vector<float> dst(16, -1.0F);
   rotate90({src.data(), {1, 4, 4}}, {dst.data(), {1, 4, 4}}, k);
   return dst;
+}
+
+TEST(CopyRegion, CopiesARectangleInEveryChannelAndRowPointersAddressIt) {
+  std::vector<float> source(2 * 4 * 5);
+  std::iota(source.begin(), source.end(), 0.0F);
+  std::vector<float> target(2 * 3 * 3, -1.0F);
+  const ConstImageView src{source.data(), {2, 4, 5}};
+  const ImageView dst{target.data(), {2, 3, 3}};
+  copy_region(src, {1, 2, 2, 3}, dst, 1, 0);  // rows 1-2, columns 2-4 -> rows 1-2 of dst
+  for (int c = 0; c < 2; ++c) {
+    EXPECT_EQ(dst.at(c, 0, 0), -1.0F);  // untouched
+    for (int y = 0; y < 2; ++y)
+      for (int x = 0; x < 3; ++x) EXPECT_EQ(dst.row(c, 1 + y)[x], src.at(c, 1 + y, 2 + x)) << c << y << x;
+  }
+  EXPECT_EQ(&src.at(1, 2, 3), src.row(1, 2) + 3);  // a const float&, not a copy
+}
+
+TEST(CopyRegion, ARegionThatDoesNotFitIsAMessageNotAStrayWrite) {
+  std::vector<float> source(4 * 4);
+  std::vector<float> target(4 * 4, -1.0F);
+  const ConstImageView src{source.data(), {1, 4, 4}};
+  const ImageView dst{target.data(), {1, 4, 4}};
+  EXPECT_THROW(copy_region(src, {2, 0, 3, 4}, dst, 0, 0), std::out_of_range);        // past the source's bottom
+  EXPECT_THROW(copy_region(src, {0, 0, 2, 2}, dst, 3, 3), std::out_of_range);        // past the target's corner
+  EXPECT_THROW(copy_region(src, {-1, 0, 1, 1}, dst, 0, 0), std::out_of_range);       // negative offset
+  EXPECT_THROW(copy_region(src, {INT_MAX, 0, 2, 1}, dst, 0, 0), std::out_of_range);  // top + height overflows int
+  EXPECT_THROW(copy_region(src, {0, 0, 1, 1}, {target.data(), {2, 2, 4}}, 0, 0), std::out_of_range);  // channels
+  EXPECT_TRUE(std::all_of(target.begin(), target.end(), [](float v) { return v == -1.0F; }));
+  try {
+    copy_region(src, {0, 0, 2, 2}, dst, 3, 3);
+  } catch (const std::out_of_range& error) {
+    EXPECT_STREQ(error.what(),
+                 "copy_region: 2x2 at (0, 0) of a 1x4x4 image to 2x2 at (3, 3) of a 1x4x4 image does not fit");
+  }
+  EXPECT_THROW(copy_image(src, {target.data(), {1, 2, 8}}), std::out_of_range);
 }
 
 TEST(Rotate90, ZeroTurnsIsIdentity) { EXPECT_EQ(rotated(0), counting_image()); }

@@ -12,6 +12,7 @@
 #include <functional>
 #include <regex>
 #include <sstream>
+#include <stdexcept>
 #include <vector>
 
 #include "common/errors.hpp"
@@ -149,6 +150,22 @@ TEST(ViewContract, ARunOnFromAnInnerViewIsCaughtWhenGuarded) {
     views.set_label(1, 1);
   });
   EXPECT_TRUE(contains(fault_of(task, ViewChecks::guarded), "wrote 8 floats past the end of view 0"));
+}
+
+TEST(ViewContract, ATaskThatThrowsAfterWritingPastAViewLeavesNoFalseBreachBehind) {
+  // The guarded scratch is per thread and reused; a throw must not leave a dirty guard for the next call.
+  const LambdaViews careless(2, {1, 2, 4}, [](ConstImageView image, const ViewSlots& views) {
+    std::copy_n(image.data, 16, views.view(1).data);
+    throw std::runtime_error("gave up");
+  });
+  const LambdaViews careful(2, {1, 2, 4}, [](ConstImageView image, const ViewSlots& views) {
+    for (int v = 0; v < 2; ++v) {
+      std::copy_n(image.data, 8, views.view(v).data);
+      views.set_label(v, v);
+    }
+  });
+  EXPECT_TRUE(contains(fault_of(careless, ViewChecks::guarded), "PretextTask::make_views: gave up"));
+  EXPECT_EQ(fault_of(careful, ViewChecks::guarded), "");
 }
 
 TEST(ViewContract, AMissingOrNegativeLabelIsCaught) {

@@ -75,9 +75,9 @@ struct Region {
 /// rectangles and both shapes, when either region does not fit its image or
 /// the channel counts differ: a wrong offset is a message, not a stray write.
 inline void copy_region(ConstImageView src, Region from, ImageView dst, int top, int left) {
-  const auto fits = [](const Region& r, const ImageShape& s) {
-    return r.top >= 0 && r.left >= 0 && r.height >= 0 && r.width >= 0 && r.top + r.height <= s.height &&
-           r.left + r.width <= s.width;
+  const auto fits = [](const Region& r, const ImageShape& s) {  // no sum that could overflow an int
+    return r.top >= 0 && r.left >= 0 && r.height >= 0 && r.width >= 0 && r.top <= s.height &&
+           r.height <= s.height - r.top && r.left <= s.width && r.width <= s.width - r.left;
   };
   const Region to{top, left, from.height, from.width};
   if (src.shape.channels != dst.shape.channels || !fits(from, src.shape) || !fits(to, dst.shape)) {

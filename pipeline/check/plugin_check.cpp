@@ -208,10 +208,10 @@ TaskUnderTest make_task(const fs::path& config, const std::vector<std::string>& 
   return t;
 }
 
-void check_task(const std::string& name, const fs::path& library, const PluginCheckRequest& request,
-                const fs::path& scratch, Report& report) {
+void check_task(const std::string& name, const std::string& reference, const fs::path& library,
+                const PluginCheckRequest& request, const fs::path& scratch, Report& report) {
   report.line("pretext task '" + name + "':");
-  const fs::path config = write_config(scratch, "pretext.plugin", name, library);
+  const fs::path config = write_config(scratch, "pretext.plugin", reference, library);
   const data::ImageSet images = hand_made_images();
   TaskUnderTest first;
   std::unique_ptr<GuardedViewMaker> views;
@@ -310,11 +310,11 @@ void check_task(const std::string& name, const fs::path& library, const PluginCh
   });
 }
 
-void check_model(const std::string& name, const fs::path& library, const PluginCheckRequest& request,
-                 const fs::path& scratch, Report& report) {
+void check_model(const std::string& name, const std::string& reference, const fs::path& library,
+                 const PluginCheckRequest& request, const fs::path& scratch, Report& report) {
   report.line("model '" + name + "':");
   report.check("networks", [&] {
-    AssembledRun run(write_config(scratch, "model.plugin", name, library), request.overrides,
+    AssembledRun run(write_config(scratch, "model.plugin", reference, library), request.overrides,
                      AssembledRun::Components::model);
     const auto backbone = run.model()->make_backbone(ModelInput{kInput});
     const FeatureShape f = backbone->feature_shape();
@@ -440,10 +440,18 @@ PluginCheckResult check_plugin(const PluginCheckRequest& request, std::ostream& 
   out << '\n';
 
   const fs::path scratch = fs::temp_directory_path() / ("pretext-check-plugin-" + std::to_string(::getpid()));
+  // The runs name this very file when it registers one component of the
+  // kind (a name could resolve to another library on the search path);
+  // otherwise the name, with the file's directory first on the path.
+  const auto reference = [&](ComponentKind kind, const std::string& name) {
+    const auto same_kind = std::count_if(components.begin(), components.end(),
+                                         [kind](const auto& component) { return component.first == kind; });
+    return !library.empty() && same_kind == 1 ? library.string() : name;
+  };
   for (const auto& [kind, name] : components) {
     switch (kind) {
-      case ComponentKind::pretext: check_task(name, library, request, scratch, report); break;
-      case ComponentKind::model: check_model(name, library, request, scratch, report); break;
+      case ComponentKind::pretext: check_task(name, reference(kind, name), library, request, scratch, report); break;
+      case ComponentKind::model: check_model(name, reference(kind, name), library, request, scratch, report); break;
       case ComponentKind::loss: check_loss(name, host, report); break;
       case ComponentKind::stage: check_stage(name, host, report); break;
     }

@@ -69,7 +69,8 @@ GuardedViewMaker::GuardedViewMaker(const ViewMaker& task, const std::string& plu
 
 int GuardedViewMaker::views_per_image() const {
   const int count = guard_plugin_call(plugin_, "PretextTask::views_per_image", [&] { return task_.views_per_image(); });
-  if (count <= 0) breach("views_per_image() returned " + std::to_string(count) + ", expected at least 1");
+  if (count <= 0)
+    breach("views_per_image() returned " + std::to_string(count) + ", expected at least 1", "views_per_image");
   return count;
 }
 
@@ -77,7 +78,7 @@ ImageShape GuardedViewMaker::view_shape(const ImageShape& input) const {
   const ImageShape shape =
       guard_plugin_call(plugin_, "PretextTask::view_shape", [&] { return task_.view_shape(input); });
   if (shape.channels <= 0 || shape.height <= 0 || shape.width <= 0)
-    breach("view_shape(" + text(input) + ") returned " + text(shape) + ", expected positive sizes");
+    breach("view_shape(" + text(input) + ") returned " + text(shape) + ", expected positive sizes", "view_shape");
   return shape;
 }
 
@@ -99,8 +100,8 @@ void GuardedViewMaker::call_task(ConstImageView image, std::int64_t source_label
   }
 }
 
-void GuardedViewMaker::breach(const std::string& what) const {
-  throw PluginFault(plugin_ + ": PretextTask::make_views broke the view contract: " + what);
+void GuardedViewMaker::breach(const std::string& what, const char* function) const {
+  throw PluginFault(plugin_ + ": PretextTask::" + function + " broke the view contract: " + what);
 }
 
 void GuardedViewMaker::check_labels(const ViewSlots& views) const {
@@ -153,7 +154,12 @@ void GuardedViewMaker::make_views_guarded(ConstImageView image, std::int64_t sou
   for (int v = 0; v < count; ++v) s.views[static_cast<std::size_t>(v)].shape = shape;
   const ViewSlots checked(s.views.data(), s.labels.data(), count);
 
-  call_task(image, source_label, rng, checked);
+  try {
+    call_task(image, source_label, rng, checked);
+  } catch (...) {
+    s = Scratch{};  // the task may have written into a guard before it threw
+    throw;
+  }
 
   const auto written = [](float value) { return !is_unwritten(value); };
   const auto dropped = [&s](const std::string& what) {

@@ -52,7 +52,7 @@ class GuardedViewMaker final : public ViewMaker {
   void make_views_guarded(ConstImageView image, std::int64_t source_label, SampleRng& rng,
                           const ViewSlots& views) const;
   void call_task(ConstImageView image, std::int64_t source_label, SampleRng& rng, const ViewSlots& views) const;
-  [[noreturn]] void breach(const std::string& what) const;
+  [[noreturn]] void breach(const std::string& what, const char* function = "make_views") const;
   void check_labels(const ViewSlots& views) const;
 
   const ViewMaker& task_;
