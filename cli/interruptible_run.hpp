@@ -10,8 +10,4 @@ namespace pretext::cli {
 /// checkpoint (exit 128 + signal: 130, 143); a second one exits at once.
 int run_interruptibly(JobRequest request);
 
-/// UsageError when the environment says this is one of several processes
-/// (WORLD_SIZE > 1): run and resume do not split the work between ranks yet.
-void refuse_several_processes();
-
 }  // namespace pretext::cli

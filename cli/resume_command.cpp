@@ -8,7 +8,6 @@
 #include "cli/interruptible_run.hpp"
 #include "common/errors.hpp"
 #include "pipeline/artefacts/run_directory.hpp"
-#include "pipeline/distributed/launch_environment.hpp"
 
 namespace pretext::cli {
 namespace {
@@ -31,17 +30,6 @@ void install_stop_handlers() {
 
 }  // namespace
 
-void refuse_several_processes() {
-  // The trainer does not yet split the work between processes (only the
-  // c10d groundwork in pipeline/distributed/ exists): N ranks would each
-  // train alone and write one run directory. Refuse before anything is read or written.
-  const distributed::DistributedEnvironment environment = distributed::read_environment();  // bad values: exit 2
-  if (environment.distributed())
-    throw UsageError("WORLD_SIZE=" + std::to_string(environment.world_size) +
-                     " (set by pretext launch, torchrun or a scheduler): data-parallel runs are not available in "
-                     "this version; run pretext run or resume as one process");
-}
-
 int run_interruptibly(JobRequest request) {
   request.stop = &stop_token;
   Job job(request);
@@ -53,12 +41,12 @@ int run_interruptibly(JobRequest request) {
     std::cerr << "\npretext: " << e.what() << '\n';
     return 128 + e.signal();
   }
-  std::cout << artefacts::RunLayout(job.run_directory()).summary_json().string() << '\n';
+  // One line for the job: rank 0 wrote the summary.
+  if (job.writes_run_directory()) std::cout << artefacts::RunLayout(job.run_directory()).summary_json().string() << '\n';
   return 0;
 }
 
 int resume_command(const Arguments& args) {
-  refuse_several_processes();
   const std::filesystem::path run_dir = args.single("RUN_DIR");
   if (!args.overrides.empty())
     throw UsageError("'pretext resume' takes no --set: a run continues with its own config.toml");

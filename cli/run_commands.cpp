@@ -14,7 +14,6 @@ namespace pretext::cli {
 
 int run_command(const Arguments& args) {
   sweep::exit_with_parent_if_asked();  // a sweep's variant ends with its sweep
-  refuse_several_processes();
   JobRequest request{args.single("CONFIG file"), args.overrides, args.value("out")};
   request.force = args.flag("force");
   return run_interruptibly(request);

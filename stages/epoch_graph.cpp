@@ -49,7 +49,7 @@ struct EpochLayout {
   [[nodiscard]] std::uint32_t dataset_index(std::size_t position) const { return plan->order[position]; }
   /// The sample key of SampleRng for the image at `position`.
   [[nodiscard]] std::uint64_t rng_key(std::size_t position) const {
-    return plan->key_by_position ? position : plan->order[position];
+    return plan->key_by_position ? plan->position_offset + plan->position_stride * position : plan->order[position];
   }
   [[nodiscard]] const std::vector<std::shared_ptr<const Stage>>& stages_of(std::size_t view) const {
     return spec->view_stages.empty() ? spec->stages : spec->view_stages[view];

@@ -48,6 +48,11 @@ struct EpochPlan {
   /// or, when true, by its position in `order`: for an order that visits an
   /// image more than once in an epoch, so that each visit is augmented afresh.
   bool key_by_position = false;
+  /// A position p of `order` is position offset + stride * p of the epoch's
+  /// full order: a data-parallel rank reads a strided share of it, and its
+  /// samples keep the random streams they have on one rank.
+  std::uint64_t position_offset = 0;
+  std::uint64_t position_stride = 1;
 };
 
 /// A batch handed to the consumer: planar NCHW float pixels and labels.

@@ -24,7 +24,11 @@ RunDirectory::RunDirectory(std::filesystem::path dir) : RunLayout(std::move(dir)
   if (ec) throw std::runtime_error("cannot create run directory " + path().string() + ": " + ec.message());
 }
 
+RunDirectory::RunDirectory(std::filesystem::path dir, ReadOnly /*unused*/)
+    : RunLayout(std::move(dir)), writes_(false) {}
+
 void RunDirectory::write_resolved_config(const std::string& toml_text) const {
+  if (!writes_) return;
   write_file_atomically(
       config(), "# Resolved by pretext: the config as run, defaults and --set overrides applied.\n" + toml_text + "\n");
 }
@@ -37,12 +41,14 @@ void RunDirectory::add_metric(std::string_view phase, int epoch, std::string_vie
 }
 
 void RunDirectory::flush_metrics() const {
+  if (!writes_) return;
   std::string csv = "phase,epoch,metric,value\n";
   for (const auto& row : metric_rows_) csv += row + '\n';
   write_file_atomically(metrics(), csv);
 }
 
 void RunDirectory::write_summary(const toml::table& summary) const {
+  if (!writes_) return;
   std::ostringstream json;
   json << toml::json_formatter{summary} << '\n';
   write_file_atomically(summary_json(), json.str());

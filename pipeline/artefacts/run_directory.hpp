@@ -69,6 +69,15 @@ class RunDirectory : public RunLayout {
  public:
   /// Creates `dir` (and parents). Throws std::runtime_error if it cannot.
   explicit RunDirectory(std::filesystem::path dir);
+  /// A directory this process reads but never writes: a data-parallel rank
+  /// other than 0 keeps its metrics rows (for its checkpoint state) and
+  /// writes nothing. Nothing is created.
+  struct ReadOnly {};
+  RunDirectory(std::filesystem::path dir, ReadOnly /*unused*/);
+
+  /// False for a ReadOnly directory: callers writing files of their own
+  /// (checkpoints, networks) ask this.
+  [[nodiscard]] bool writes() const { return writes_; }
 
   /// Writes config.toml.
   void write_resolved_config(const std::string& toml_text) const;
@@ -87,6 +96,7 @@ class RunDirectory : public RunLayout {
 
  private:
   std::vector<std::string> metric_rows_;
+  bool writes_ = true;
 };
 
 }  // namespace pretext::artefacts

@@ -399,8 +399,10 @@ PluginCheckResult check_plugin(const PluginCheckRequest& request, std::ostream& 
   const std::vector<ComponentKind> kinds = {ComponentKind::pretext, ComponentKind::model, ComponentKind::loss,
                                             ComponentKind::stage};
   std::string origin;
-  if (request.plugin.find('/') != std::string::npos || request.plugin.size() > 3 &&
-                                                           request.plugin.compare(request.plugin.size() - 3, 3, ".so") == 0) {
+  const bool names_a_file =
+      request.plugin.find('/') != std::string::npos ||
+      (request.plugin.size() > 3 && request.plugin.compare(request.plugin.size() - 3, 3, ".so") == 0);
+  if (names_a_file) {
     host.load_library(request.plugin);
     origin = fs::canonical(request.plugin).string();
   } else {

@@ -26,10 +26,11 @@ data::DataOptions read_data(config::Section& s) {
                       "images; packed: a file written by pretext preprocess");
   const bool idx = d.source == "idx";
   d.path = s.string("path", idx ? std::string(kFashionMnistDir) + "train-images-idx3-ubyte.gz" : "",
-                    "training file: unlabelled, labelled and validation images are drawn from it");
+                    "training file: unlabelled, labelled and validation images are drawn from it; packed: "
+                    "may be a glob (\"dir/train-*.pack\"), its files read as one in name order");
   if (d.path.empty()) s.fail("path", "a path to the training file (e.g. train_32x32.mat)");
   d.test_path = s.string("test_path", idx ? std::string(kFashionMnistDir) + "t10k-images-idx3-ubyte.gz" : "",
-                         "test file, evaluated separately; empty: no test evaluation");
+                         "test file, evaluated separately; empty: no test evaluation; packed: may be a glob");
   if (idx) {
     d.labels_path = s.string("labels_path", "", "IDX label file; empty: derived from path");
     d.test_labels_path = s.string("test_labels_path", "", "IDX test label file; empty: derived from test_path");
@@ -107,6 +108,15 @@ CheckpointOptions read_checkpoint(config::Section& s) {
   return c;
 }
 
+DistributedOptions read_distributed(config::Section& s) {
+  DistributedOptions d;
+  d.timeout_seconds = s.integer("timeout", d.timeout_seconds, 1, 86400,
+                                "seconds a rank waits for the others (rendezvous, each all-reduce) before it "
+                                "reports the missing rank and exits");
+  d.bucket_mib = s.integer("bucket_mib", d.bucket_mib, 1, 4096, "MiB of gradients per all-reduce bucket");
+  return d;
+}
+
 }  // namespace
 
 RunSections::RunSections(config::Document& document)
@@ -123,13 +133,14 @@ RunSections::RunSections(config::Document& document)
       transfer_semi(transfer.child("semi")),
       evaluation(root.child("evaluation")),
       checkpoint(root.child("checkpoint")),
+      distributed(root.child("distributed")),
       pretext_stages(pretext.table_array("stages")),
       transfer_stages(transfer.table_array("stages")),
       semi_strong_stages(transfer_semi.table_array("strong_stages")) {}
 
 void RunSections::finish() const {
   for (const config::Section* s : {&root, &data, &pipeline, &trainer, &plugins, &model, &pretext, &pretext_loss,
-                                   &transfer, &transfer_loss, &transfer_semi, &evaluation, &checkpoint})
+                                   &transfer, &transfer_loss, &transfer_semi, &evaluation, &checkpoint, &distributed})
     s->finish();
   for (const auto& s : pretext_stages) s.finish();
   for (const auto& s : transfer_stages) s.finish();
@@ -254,6 +265,7 @@ RunOptions read_run_options(RunSections& s) {
   o.transfer_loss_plugin = s.transfer_loss.string("plugin", o.transfer_loss_plugin, "loss plugin for transfer");
   o.evaluation = read_evaluation(s.evaluation);
   o.checkpoint = read_checkpoint(s.checkpoint);
+  o.distributed = read_distributed(s.distributed);
   return o;
 }
 

@@ -115,6 +115,16 @@ struct CheckpointOptions {
   std::int64_t keep = 2;           // newest step checkpoints kept
 };
 
+/// Data-parallel runs (several processes, see docs/distributed.md). Read on
+/// every run; only used when a launcher sets WORLD_SIZE > 1.
+struct DistributedOptions {
+  /// Rendezvous, each collective and each store read: a rank that has not
+  /// answered within this is reported lost and the others exit.
+  std::int64_t timeout_seconds = 60;
+  /// Gradients are all-reduced in flat buckets of at most this many MiB.
+  std::int64_t bucket_mib = 25;
+};
+
 struct RunOptions {
   std::uint64_t seed = 0;
   std::int64_t threads = 2;  // LibTorch intra-op threads
@@ -129,6 +139,7 @@ struct RunOptions {
   TransferOptions transfer;
   EvaluationOptions evaluation;
   CheckpointOptions checkpoint;
+  DistributedOptions distributed;
 };
 
 /// Every table of a run config, open for reading. Keeps track of what was
@@ -149,6 +160,7 @@ struct RunSections {
   config::Section transfer_semi;
   config::Section evaluation;
   config::Section checkpoint;
+  config::Section distributed;
   std::vector<config::Section> pretext_stages;
   std::vector<config::Section> transfer_stages;
   std::vector<config::Section> semi_strong_stages;

@@ -40,7 +40,11 @@ GradientAverager::GradientAverager(const std::vector<torch::Tensor>& parameters,
   for (auto& bucket : buckets_) {
     const auto& first = bucket.parameters.front();
     const auto count = static_cast<std::int64_t>(bucket.parameters.size());
-    bucket.buffer = torch::zeros({bucket.gradient_elements + count}, first.options().requires_grad(false));
+    // On the CPU whatever the parameters' device: gloo reduces CPU tensors, so
+    // a CUDA build's gradients are staged through host memory (NCCL is not
+    // wired in).
+    bucket.buffer =
+        torch::zeros({bucket.gradient_elements + count}, first.options().device(torch::kCPU).requires_grad(false));
   }
 }
 
@@ -79,7 +83,7 @@ void GradientAverager::average(ProcessGroup& group) {
       if (parameter.grad().defined()) {
         parameter.mutable_grad().copy_(averaged);
       } else if (count_of[i] > 0) {
-        parameter.mutable_grad() = averaged.clone();
+        parameter.mutable_grad() = averaged.to(parameter.device(), /*non_blocking=*/false, /*copy=*/true);
       }
     }
   }
@@ -152,7 +156,7 @@ void coalesced(const std::vector<torch::Tensor>& tensors,
   for (auto& [type, group] : by_type) {
     std::vector<torch::Tensor> flat_parts;
     for (const auto& t : group) flat_parts.push_back(t.reshape(-1));
-    std::vector<torch::Tensor> flat{torch::cat(flat_parts)};
+    std::vector<torch::Tensor> flat{torch::cat(flat_parts).cpu()};  // gloo: CPU tensors
     collective(flat);
     std::int64_t offset = 0;
     for (auto& t : group) {

@@ -106,10 +106,14 @@ void save_archive_atomically(torch::serialize::OutputArchive& archive, const fs:
   out.commit();
 }
 
+fs::path checkpoint_file(const fs::path& run_dir, std::int64_t global_step) {
+  return checkpoint_directory(run_dir) / (kPrefix + std::to_string(global_step) + kSuffix);
+}
+
 fs::path write_checkpoint(const fs::path& run_dir, const PretextTask& task, const PretextProgress& p,
                           std::int64_t keep) {
   const fs::path dir = checkpoint_directory(run_dir);
-  const fs::path file = dir / (kPrefix + std::to_string(p.global_step) + kSuffix);
+  const fs::path file = checkpoint_file(run_dir, p.global_step);
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw std::runtime_error("cannot write " + file.string() + ": cannot create its directory: " + ec.message());
@@ -135,6 +139,14 @@ fs::path write_checkpoint(const fs::path& run_dir, const PretextTask& task, cons
     archive.write("extra_names", c10::IValue(join_lines(extra_names)));
     archive.write("metric_rows", c10::IValue(join_lines(p.metric_rows)));
     archive.write("config_hash", c10::IValue(p.config_hash));
+    archive.write("world_size", c10::IValue(p.world_size));
+    for (std::size_t r = 0; r < p.rank_generators.size(); ++r) {
+      const std::string& bytes = p.rank_generators[r];
+      archive.write("cpu_generator_rank" + std::to_string(r + 1),
+                    torch::from_blob(const_cast<char*>(bytes.data()), {static_cast<std::int64_t>(bytes.size())},
+                                     torch::kUInt8)
+                        .clone());
+    }
     {
       auto generator = at::detail::getDefaultCPUGenerator();
       std::lock_guard<std::mutex> lock(generator.mutex());
@@ -151,7 +163,7 @@ fs::path write_checkpoint(const fs::path& run_dir, const PretextTask& task, cons
   return file;
 }
 
-PretextProgress read_checkpoint(const fs::path& file, PretextTask& task, const torch::Device& device) {
+PretextProgress read_checkpoint(const fs::path& file, PretextTask& task, const torch::Device& device, int rank) {
   torch::serialize::InputArchive archive;
   archive.load_from(file.string(), device);
   PretextProgress p;
@@ -179,14 +191,23 @@ PretextProgress read_checkpoint(const fs::path& file, PretextTask& task, const t
   for (std::size_t i = 0; i < extra_names.size(); ++i) p.totals.extra_sum[extra_names[i]] = n[7 + i];
   p.metric_rows = split_lines(read_string(archive, "metric_rows"));
   p.config_hash = read_string(archive, "config_hash");
+  c10::IValue world_size;
+  if (archive.try_read("world_size", world_size)) p.world_size = world_size.toInt();
   torch::Tensor generator_state;
-  archive.read("cpu_generator", generator_state);
+  if (rank == 0) {
+    archive.read("cpu_generator", generator_state);
+  } else {
+    // Absent when fewer ranks wrote it: the caller refuses the resume by p.world_size.
+    (void)archive.try_read("cpu_generator_rank" + std::to_string(rank), generator_state);
+  }
   torch::serialize::InputArchive task_archive;
   archive.read("task", task_archive);
   task.load(task_archive);  // last: a file that fails above leaves the task untouched
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(generator_state.to(torch::kCPU));
+  if (generator_state.defined()) {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(generator_state.to(torch::kCPU));
+  }
   return p;
 }
 

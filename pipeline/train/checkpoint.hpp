@@ -27,6 +27,12 @@ struct PretextProgress {
   double graph_seconds = 0.0;
   std::vector<std::string> metric_rows;
   std::string config_hash;
+  /// The ranks that trained it: a resume must use as many (each rank's share
+  /// of an epoch depends on it). 1 in checkpoints from before data parallelism.
+  std::int64_t world_size = 1;
+  /// The CPU generator states of ranks 1 .. world_size-1 (rank 0's is the
+  /// process's own), as bytes: dropout and a GAN's noise differ per rank.
+  std::vector<std::string> rank_generators;
 };
 
 /// A hash of config.toml's text, as recorded in checkpoints.
@@ -48,9 +54,15 @@ void save_archive_atomically(torch::serialize::OutputArchive& archive, const std
 std::filesystem::path write_checkpoint(const std::filesystem::path& run_dir, const PretextTask& task,
                                        const PretextProgress& progress, std::int64_t keep);
 
-/// Restores `task` and LibTorch's CPU generator from `file`. Throws on a
-/// corrupt or truncated file.
-PretextProgress read_checkpoint(const std::filesystem::path& file, PretextTask& task, const torch::Device& device);
+/// The file write_checkpoint writes for `global_step`.
+std::filesystem::path checkpoint_file(const std::filesystem::path& run_dir, std::int64_t global_step);
+
+/// Restores `task` and LibTorch's CPU generator (data-parallel rank `rank`'s)
+/// from `file`. Throws on a corrupt or truncated file. A rank the file has
+/// no generator for (it was written by fewer ranks) keeps its generator: the
+/// caller compares world_size and refuses.
+PretextProgress read_checkpoint(const std::filesystem::path& file, PretextTask& task, const torch::Device& device,
+                                int rank = 0);
 
 /// Restores `task` from `file`, a pretext.pt written by an earlier run
 /// (pretext.load, pretext sample); callers check that it exists, each with

@@ -104,7 +104,8 @@ torch::Tensor Compute::autocast_forward(const std::function<torch::Tensor()>& fo
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
                                                         std::vector<ParameterGroup> groups,
-                                                        std::shared_ptr<GradientCheck> check) {
+                                                        std::shared_ptr<GradientCheck> check,
+                                                        std::shared_ptr<GradientSync> sync) {
   auto with_groups = [&](const auto& defaults) {
     std::vector<torch::optim::OptimizerParamGroup> param_groups;
     for (auto& g : groups) {
@@ -116,7 +117,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& 
   };
   auto make = [&](auto type, const auto& defaults) -> std::unique_ptr<torch::optim::Optimizer> {
     using Optimizer = typename decltype(type)::type;
-    if (check) return std::make_unique<GradientCheckedOptimizer<Optimizer>>(check, with_groups(defaults), defaults);
+    if (check || sync)
+      return std::make_unique<HostOptimizer<Optimizer>>(check, sync, with_groups(defaults), defaults);
     return std::make_unique<Optimizer>(with_groups(defaults), defaults);
   };
   if (options.kind == "sgd")
@@ -127,8 +129,10 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& 
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
                                                         std::vector<torch::Tensor> parameters,
-                                                        std::shared_ptr<GradientCheck> check) {
-  return make_optimizer(options, std::vector<ParameterGroup>{{std::move(parameters), options.lr}}, std::move(check));
+                                                        std::shared_ptr<GradientCheck> check,
+                                                        std::shared_ptr<GradientSync> sync) {
+  return make_optimizer(options, std::vector<ParameterGroup>{{std::move(parameters), options.lr}}, std::move(check),
+                        std::move(sync));
 }
 
 std::uint64_t phase_seed(std::uint64_t seed, const std::string& phase) {

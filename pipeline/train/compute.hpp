@@ -41,17 +41,21 @@ struct ParameterGroup {
 };
 
 class GradientCheck;  // gradient_check.hpp
+class GradientSync;   // gradient_check.hpp
 
 /// The optimiser `options` describe, over one group at options.lr ...
-/// With `check`, it checks the gradients before each update and skips the
-/// update when one is not finite (a GradientCheckedOptimizer).
+/// With `sync`, it averages the gradients over the data-parallel ranks
+/// before each update; with `check`, it then checks them and skips the
+/// update when one is not finite (a HostOptimizer).
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
                                                         std::vector<torch::Tensor> parameters,
-                                                        std::shared_ptr<GradientCheck> check = nullptr);
+                                                        std::shared_ptr<GradientCheck> check = nullptr,
+                                                        std::shared_ptr<GradientSync> sync = nullptr);
 /// ... or over several groups, each with its own learning rate.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
                                                         std::vector<ParameterGroup> groups,
-                                                        std::shared_ptr<GradientCheck> check = nullptr);
+                                                        std::shared_ptr<GradientCheck> check = nullptr,
+                                                        std::shared_ptr<GradientSync> sync = nullptr);
 
 /// The torch seed of one phase of a run ("pretext", "transfer.<mode>",
 /// "random-init", "sample"): distinct per phase, so each mode's initialisation

@@ -65,16 +65,29 @@ class GradientCheck {
 /// The parameters of every group of `optimizer`.
 std::vector<torch::Tensor> optimizer_parameters(const torch::optim::Optimizer& optimizer);
 
-/// An optimiser (Adam, SGD, ...) that asks `check` before each update and
-/// skips the update when a gradient is not finite. Otherwise it is `Base`:
-/// same options, same state, saved and loaded alike (make_optimizer in
-/// compute.hpp makes these).
+/// Makes gradients equal on every rank of a data-parallel run (their mean
+/// over the ranks) before an update. The host's optimisers call it before
+/// each step; TrainingContext::gradients_finite calls it for optimisers a task
+/// made itself. Implemented by DataParallel (data_parallel.hpp), so this
+/// header stays free of c10d.
+class GradientSync {
+ public:
+  virtual ~GradientSync() = default;
+  /// Every rank passes the same parameters, in the same order, at the same step.
+  virtual void average(const std::vector<torch::Tensor>& parameters) = 0;
+};
+
+/// An optimiser (Adam, SGD, ...) that, before each update, averages the
+/// gradients over the ranks (with `sync`) and asks `check` (either may be
+/// null), skipping the update when a gradient is not finite. Otherwise it is
+/// `Base`: same options, same state, saved and loaded alike (make_optimizer
+/// in compute.hpp makes these).
 template <class Base>
-class GradientCheckedOptimizer final : public Base {
+class HostOptimizer final : public Base {
  public:
   template <class... Args>
-  explicit GradientCheckedOptimizer(std::shared_ptr<GradientCheck> check, Args&&... args)
-      : Base(std::forward<Args>(args)...), check_(std::move(check)) {}
+  HostOptimizer(std::shared_ptr<GradientCheck> check, std::shared_ptr<GradientSync> sync, Args&&... args)
+      : Base(std::forward<Args>(args)...), check_(std::move(check)), sync_(std::move(sync)) {}
 
   torch::Tensor step(torch::optim::Optimizer::LossClosure closure = nullptr) override {
     torch::Tensor loss;
@@ -82,13 +95,17 @@ class GradientCheckedOptimizer final : public Base {
       at::AutoGradMode enable_grad(true);
       loss = closure();
     }
-    if (!check_->all_finite(optimizer_parameters(*this))) return loss;  // the job stops the run after this step
+    if (sync_ != nullptr) sync_->average(optimizer_parameters(*this));
+    // After the average, so that every rank decides alike.
+    if (check_ != nullptr && !check_->all_finite(optimizer_parameters(*this)))
+      return loss;  // the job stops the run after this step
     Base::step(nullptr);
     return loss;
   }
 
  private:
   std::shared_ptr<GradientCheck> check_;
+  std::shared_ptr<GradientSync> sync_;
 };
 
 }  // namespace pretext

@@ -67,10 +67,30 @@ Job::Job(const JobRequest& request)
       resume_(request.resume),
       force_(request.force),
       compute_(Compute::from(options().trainer)) {
-  if (request.load_data) load_data();
+  if (!request.load_data) {
+    parallel_ = std::make_shared<DataParallel>(distributed::DistributedEnvironment{}, std::chrono::seconds(1), 1);
+    return;
+  }
+  join_ranks();
+  load_data();
 }
 
 Job::~Job() = default;
+
+void Job::join_ranks() {
+  const auto environment = distributed::read_environment();
+  const DistributedOptions& d = options().distributed;
+  parallel_ = std::make_shared<DataParallel>(environment, std::chrono::seconds(d.timeout_seconds),
+                                             d.bucket_mib << 20U);
+  parallel_->check_same_config(resolved_config());
+  // The default directory is named by the time: rank 0's names the job's.
+  out_ = parallel_->gather("run directory", out_.string())[0];
+  // The batch sizes are global: each rank trains on its equal part.
+  (void)parallel_->local_batch(options().pretext.batch_size,
+                               assembled_.where("pretext.batch_size") + ": pretext.batch_size");
+  (void)parallel_->local_batch(options().transfer.batch_size,
+                               assembled_.where("transfer.batch_size") + ": transfer.batch_size");
+}
 
 void Job::load_data() {
   const data::DataOptions& d = options().data;
@@ -102,16 +122,22 @@ void Job::load_data() {
 toml::table Job::run(Progress& progress) {
   const auto started = Clock::now();
   torch::set_num_threads(static_cast<int>(options().threads));
-  prepare_run_directory(progress);
-  artefacts::RunDirectory dir(out_);
+  if (!parallel_->writes()) progress.mute();  // rank 0 speaks for the job
+  parallel_->on_rank0("preparing the run directory", [&] { prepare_run_directory(progress); });
+  artefacts::RunDirectory dir = parallel_->writes() ? artefacts::RunDirectory(out_)
+                                                    : artefacts::RunDirectory(out_, artefacts::RunDirectory::ReadOnly{});
   if (!resume_) dir.write_resolved_config(resolved_config());  // on resume it is the config this Job was read from
-  config_hash_ = config_hash(read_text_file(dir.config()));
-  write_network_shape(dir, NetworkShape{train_.shape, classes_});  // export and embed rebuild the networks from it
-  if (!class_names_.empty()) write_file_atomically(dir.classes(), data::classes_toml(class_names_));
+  // Checkpoints record it; only rank 0 writes them, and on resume every rank reads the same file.
+  if (dir.writes() || resume_) config_hash_ = config_hash(read_text_file(dir.config()));
+  if (dir.writes()) {
+    write_network_shape(dir, NetworkShape{train_.shape, classes_});  // export and embed rebuild the networks from it
+    if (!class_names_.empty()) write_file_atomically(dir.classes(), data::classes_toml(class_names_));
+  }
 
   toml::table summary;
   summary.insert("seed", static_cast<std::int64_t>(options().seed));
   summary.insert("threads", options().threads);
+  summary.insert("world_size", static_cast<std::int64_t>(parallel_->world_size()));
   summary.insert("run_directory", out_.string());
   progress.line("pretext: run directory " + out_.string() + " (" + std::to_string(split_.unlabelled.size()) +
                 " unlabelled, " + std::to_string(split_.labelled.size()) + " labelled, " +
@@ -134,12 +160,15 @@ toml::table Job::run(Progress& progress) {
   summary.insert("data_wait_fraction", graph_seconds_ > 0 ? wait_seconds_ / graph_seconds_ : 0.0);
   dir.flush_metrics();
   dir.write_summary(summary);
-  try {
-    report::write_run_report(dir.path());  // report.html and charts/*.svg, from the files just written
-  } catch (const std::exception& e) {
-    // The results are safely on disk; a report can be made later with `pretext report`.
-    progress.line("pretext: warning: could not write the report: " + std::string(e.what()));
+  if (dir.writes()) {
+    try {
+      report::write_run_report(dir.path());  // report.html and charts/*.svg, from the files just written
+    } catch (const std::exception& e) {
+      // The results are safely on disk; a report can be made later with `pretext report`.
+      progress.line("pretext: warning: could not write the report: " + std::string(e.what()));
+    }
   }
+  parallel_->barrier();  // the other ranks end once the summary is written
   progress.line("done in " + format_fixed(wall, 1) + " s; trainer waited for data " +
                 format_percent(graph_seconds_ > 0 ? wait_seconds_ / graph_seconds_ : 0.0) +
                 "% of the time; summary in " + dir.summary_json().string());
@@ -150,10 +179,13 @@ std::shared_ptr<Backbone> Job::run_pretext(artefacts::RunDirectory& dir, Progres
   PretextTask& task = *assembled_.task();
   const std::string& label = assembled_.task_label();
   torch::manual_seed(phase_seed(options().seed, "pretext"));
+  // Ranks other than 0 leave the run directory to rank 0; a task writing
+  // artefacts of its own writes them into a scratch directory instead.
+  const RankScratch scratch(*parallel_, out_);
   HostTrainingContext context(
       compute_, ModelInput{train_.shape}, assembled_.model(), assembled_.pretext_loss(), options().pretext.optimizer,
-      out_.string(), [this](const std::string& name) { return assembled_.loss_with_defaults(name); },
-      options().trainer.check_gradients);
+      scratch.path().string(), [this](const std::string& name) { return assembled_.loss_with_defaults(name); },
+      options().trainer.check_gradients, parallel_->distributed() ? parallel_ : nullptr);
   guard_plugin_call(label, "PretextTask::setup", [&] { task.setup(context); });
   // Faults in make_views name the task; its views are checked (view_contract.hpp).
   const GuardedViewMaker task_views(
@@ -165,20 +197,24 @@ std::shared_ptr<Backbone> Job::run_pretext(artefacts::RunDirectory& dir, Progres
     load_pretext_state(task, p.load, compute_.device);
     progress.line("pretext: started from " + p.load);
   }
-  const std::int64_t samples = static_cast<std::int64_t>(split_.unlabelled.size()) * task.views_per_image();
-  const std::int64_t steps_per_epoch = samples / p.batch_size;
+  start_replicas(task);
+  const std::int64_t batch = parallel_->local_batch(p.batch_size, "pretext.batch_size");
+  const std::int64_t samples =
+      static_cast<std::int64_t>(split_.unlabelled.size() / static_cast<std::size_t>(parallel_->world_size())) *
+      task.views_per_image();
+  const std::int64_t steps_per_epoch = samples / batch;
   PretextProgress state = restore_pretext_progress(dir, progress);
   progress.begin_phase("pretext " + p.plugin, p.epochs, steps_per_epoch);
 
   EpochReport& last = state.last;
   for (std::int64_t epoch = state.epoch; epoch < p.epochs; ++epoch) {
-    auto spec = training_epoch(train_, split_.unlabelled, options(), epoch, p.batch_size);
+    auto spec = training_epoch(train_, split_.unlabelled, options(), epoch, batch, parallel_.get());
     spec.views = &task_views;
     spec.stages = assembled_.pretext_stages();
     EpochResume resume;
     resume.start = state.totals;
     resume.after_step = [&](const EpochTotals& totals) {
-      after_pretext_step(state, totals, epoch, steps_per_epoch, dir);
+      after_pretext_step(state, totals, resume.start, epoch, steps_per_epoch, dir);
     };
     std::int64_t step = resume.start.steps;  // of this epoch, for fault messages
     try {
@@ -196,15 +232,16 @@ std::shared_ptr<Backbone> Job::run_pretext(artefacts::RunDirectory& dir, Progres
             context.gradient_check().throw_if_found(result.loss);  // before any checkpoint of it
             return result;
           },
-          progress, epoch, &resume);
+          progress, epoch, &resume, parallel_.get());
     } catch (const TrainingDiverged& diverged) {
       throw TrainingDiverged(std::string("pretext ") + diverged.what() +
                              (epoch > 0 ? "; the last good checkpoint, from epoch " + std::to_string(epoch) +
                                               ", is kept in " + dir.pretext_state().string()
                                         : "; no checkpoint had been written yet"));
     }
+    end_epoch_replicas(task, context);
     guard_plugin_call(label, "PretextTask::end_epoch", [&] { task.end_epoch(static_cast<int>(epoch)); });
-    if (auto* sampler = dynamic_cast<Sampler*>(&task))
+    if (auto* sampler = dynamic_cast<Sampler*>(&task); sampler != nullptr && dir.writes())
       write_sample_grid(*sampler, kSampleGridCount, dir.samples(epoch + 1));
     state.seconds += last.seconds;
     wait_seconds_ += last.wait_seconds;
@@ -249,8 +286,10 @@ void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>&
   in.split = &split_;
   in.compute = compute_;
   in.classes = classes_;
+  in.parallel = parallel_.get();
   const TransferResult r = pretext::run_transfer(in, dir, progress);
-  save_transfer_networks(dir.transfer_networks(mode), *r.backbone, *r.head);
+  parallel_->on_rank0("writing " + dir.transfer_networks(mode).string(),
+                      [&] { save_transfer_networks(dir.transfer_networks(mode), *r.backbone, *r.head); });
   wait_seconds_ += r.wait_seconds;
   graph_seconds_ += r.graph_seconds;
 

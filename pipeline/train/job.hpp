@@ -18,11 +18,14 @@
 #include "pipeline/train/assembled_run.hpp"
 #include "pipeline/train/checkpoint.hpp"
 #include "pipeline/train/compute.hpp"
+#include "pipeline/train/data_parallel.hpp"
 #include "pipeline/train/progress.hpp"
 #include "pipeline/train/stop_token.hpp"
 #include "pipeline/train/trainer.hpp"
 
 namespace pretext {
+
+class HostTrainingContext;  // training_context.hpp
 
 struct JobRequest {
   std::filesystem::path config;
@@ -49,13 +52,23 @@ class Job {
   /// Runs everything into the run directory and returns the summary.
   toml::table run(Progress& progress);
   [[nodiscard]] const std::filesystem::path& run_directory() const { return out_; }
+  /// False on the ranks of a data-parallel run other than 0.
+  [[nodiscard]] bool writes_run_directory() const { return parallel_->writes(); }
 
  private:
   struct EvaluationData {
     LabelledTensors validation;
     LabelledTensors test;
   };
+  /// Joins the data-parallel job the environment describes (a group of one
+  /// without a launcher) and checks that every rank runs the same config.
+  void join_ranks();
   void load_data();
+  // Keeping the ranks in step (job_parallel.cpp).
+  /// Every rank takes rank 0's task state; then each draws its own randomness.
+  void start_replicas(PretextTask& task);
+  /// Batch-norm statistics averaged over the ranks, and the replicas checked equal.
+  void end_epoch_replicas(PretextTask& task, const HostTrainingContext& context);
   std::shared_ptr<Backbone> run_pretext(artefacts::RunDirectory& dir, Progress& progress, toml::table& summary);
 
   // Interrupting and continuing (job_resume.cpp).
@@ -68,14 +81,16 @@ class Job {
   std::optional<PretextProgress> restore_newest_checkpoint(Progress& progress);
   /// After every pretext step: counts it, writes a step checkpoint when one
   /// is due, and ends the run with RunInterrupted when a stop was requested.
-  void after_pretext_step(PretextProgress& state, const EpochTotals& totals, std::int64_t epoch,
-                          std::int64_t steps_per_epoch, const artefacts::RunDirectory& dir);
+  /// `epoch_start`: the totals the epoch resumed from (global, restored).
+  void after_pretext_step(PretextProgress& state, const EpochTotals& totals, const EpochTotals& epoch_start,
+                          std::int64_t epoch, std::int64_t steps_per_epoch, const artefacts::RunDirectory& dir);
   /// A step checkpoint of `state` with the metrics rows and timings so far.
   std::filesystem::path write_step_checkpoint(PretextProgress& state, const artefacts::RunDirectory& dir) const;
-  /// pretext.pt and backbone.pt, at the end of every epoch.
+  /// pretext.pt and backbone.pt, at the end of every epoch (rank 0 writes).
   void save_pretext_checkpoint(const artefacts::RunDirectory& dir) const;
+  void save_pretext_state(const artefacts::RunDirectory& dir) const;
   /// Between phases: a stop request ends the run here (the pretext checkpoint is complete).
-  void stop_if_requested(const std::string& where) const;
+  void stop_if_requested(const std::string& where);
 
   void run_transfer(const std::string& mode, const std::shared_ptr<Backbone>& pretrained,
                     const EvaluationData& evaluation, artefacts::RunDirectory& dir, Progress& progress,
@@ -91,6 +106,8 @@ class Job {
   bool force_ = false;
   std::string config_hash_;  // of the run directory's config.toml
   Compute compute_;
+  // Shared with the optimisers the host makes (they average gradients through it).
+  std::shared_ptr<DataParallel> parallel_;
   data::ImageSet train_;
   data::ImageSet test_;
   data::Split split_;

@@ -38,6 +38,7 @@ void Progress::begin_phase(const std::string& phase, std::int64_t epochs, std::i
 }
 
 void Progress::step(std::int64_t epoch, std::int64_t step, double loss, double images_per_second) {
+  if (muted_) return;
   const auto now = Clock::now();
   if (now - last_print_ < (interactive_ ? std::chrono::duration_cast<Clock::duration>(kInteractiveInterval)
                                         : std::chrono::duration_cast<Clock::duration>(kPlainInterval)))
@@ -60,6 +61,7 @@ void Progress::step(std::int64_t epoch, std::int64_t step, double loss, double i
 }
 
 void Progress::line(const std::string& text) {
+  if (muted_) return;
   if (line_open_) *out_ << "\r\033[K";
   line_open_ = false;
   *out_ << text << '\n' << std::flush;

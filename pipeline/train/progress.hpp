@@ -22,6 +22,9 @@ class Progress {
   void step(std::int64_t epoch, std::int64_t step, double loss, double images_per_second);
   /// A line that stays: epoch results, phase ends.
   void line(const std::string& text);
+  /// Prints nothing from now on: the ranks of a data-parallel run other than
+  /// rank 0 train in step with it, and their errors go to stderr regardless.
+  void mute() { muted_ = true; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -33,6 +36,7 @@ class Progress {
   Clock::time_point phase_start_;
   Clock::time_point last_print_;
   bool line_open_ = false;
+  bool muted_ = false;
 };
 
 }  // namespace pretext

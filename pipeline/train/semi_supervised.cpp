@@ -5,6 +5,7 @@
 
 #include <torch/nn/functional/loss.h>
 
+#include "pipeline/train/data_parallel.hpp"
 #include "pipeline/train/epoch_record.hpp"
 #include "pipeline/train/training_context.hpp"
 #include "pipeline/train/transfer_parts.hpp"
@@ -71,8 +72,10 @@ class SemiSupervisedTransfer final : public TransferMethod {
     const SemiSupervisedOptions& semi = o.transfer.semi;
     const Compute& compute = in.compute;
     const std::string phase = "transfer." + mode_.name;
+    // Global, as configured; each rank trains on its share of both.
     const std::int64_t labelled_batch = o.transfer.batch_size;
     const std::int64_t unlabelled_batch = semi.mu * labelled_batch;
+    const std::int64_t ranks = in.parallel != nullptr ? in.parallel->world_size() : 1;
     if (in.split->unlabelled.empty() || in.split->labelled.empty())
       throw std::logic_error(phase + ": needs labelled and unlabelled images (checked when the data loads)");
     const std::int64_t steps_per_epoch =
@@ -81,6 +84,7 @@ class SemiSupervisedTransfer final : public TransferMethod {
             : std::max<std::int64_t>(1, static_cast<std::int64_t>(in.split->unlabelled.size()) / unlabelled_batch);
 
     Classifier net = make_classifier(in, mode_);
+    start_replicas(in, net, phase);
     net.backbone->train();
     net.head->train();
     TransferOptimizer optimizer = make_transfer_optimizer(in, net, /*train_backbone=*/true, phase);
@@ -100,15 +104,19 @@ class SemiSupervisedTransfer final : public TransferMethod {
 
     TransferResult result;
     for (std::int64_t epoch = 0; epoch < semi.epochs; ++epoch) {
-      stages::EpochSpec labelled = training_epoch(*in.train, {}, o, epoch, labelled_batch);
+      stages::EpochSpec labelled = training_epoch(*in.train, {}, o, epoch, labelled_batch / ranks);
       labelled.plan.order =
           cycled_order(in.split->labelled, o.seed, epoch, static_cast<std::size_t>(steps_per_epoch * labelled_batch));
       labelled.plan.key_by_position = true;  // an image drawn twice is augmented twice
       labelled.stages = *in.stages;
-      stages::EpochSpec unlabelled = training_epoch(*in.train, {}, o, epoch, 2 * unlabelled_batch);
+      stages::EpochSpec unlabelled = training_epoch(*in.train, {}, o, epoch, 2 * unlabelled_batch / ranks);
       unlabelled.plan.order = cycled_order(in.split->unlabelled, o.seed ^ 0x5EB1ULL, epoch,
                                            static_cast<std::size_t>(steps_per_epoch * unlabelled_batch));
       unlabelled.plan.key_by_position = true;
+      if (in.parallel != nullptr) {
+        in.parallel->shard(labelled.plan);
+        in.parallel->shard(unlabelled.plan);
+      }
       unlabelled.views = &weak_and_strong;
       unlabelled.view_stages = {*in.stages, *in.strong_stages};
 
@@ -118,7 +126,15 @@ class SemiSupervisedTransfer final : public TransferMethod {
           [&](const std::vector<BatchTensors>& parts) {
             return step(in, parts, net, optimizer, schedule, averaging ? &average : nullptr, tally);
           },
-          progress, epoch);
+          progress, epoch, nullptr, in.parallel);
+      end_epoch_replicas(in, net);
+      if (averaging) end_epoch_replicas(in, average);
+      if (in.parallel != nullptr && in.parallel->distributed()) {
+        tally.seen = in.parallel->sum(tally.seen);
+        tally.kept = in.parallel->sum(tally.kept);
+        tally.kept_correct = in.parallel->sum(tally.kept_correct);
+        tally.labels_known = in.parallel->sum(tally.labels_known ? 1 : 0) == ranks;
+      }
       result.wait_seconds += report.wait_seconds;
       result.graph_seconds += report.seconds;
       const double val = record_validation(in, evaluated, epoch, result);

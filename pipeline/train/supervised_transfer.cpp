@@ -30,18 +30,21 @@ class SupervisedTransfer final : public TransferMethod {
     const std::string phase = "transfer." + mode_.name;
 
     Classifier net = make_classifier(in, mode_);
+    start_replicas(in, net, phase);
     TransferOptimizer optimizer = make_transfer_optimizer(in, net, !fixed_features, phase);
-    const auto labelled = static_cast<std::int64_t>(in.split->labelled.size());
-    LearningRateSchedule schedule(in, optimizer, (labelled / t.batch_size) * t.epochs);
-    progress.begin_phase(phase, t.epochs, labelled / t.batch_size);
+    // Per rank: its share of the labelled images, in steps of its share of the batch.
+    const std::int64_t labelled = local_count(in, in.split->labelled.size());
+    const std::int64_t batch_size = local_batch(in, t.batch_size);
+    LearningRateSchedule schedule(in, optimizer, (labelled / batch_size) * t.epochs);
+    progress.begin_phase(phase, t.epochs, labelled / batch_size);
 
     TransferResult result;
     for (std::int64_t epoch = 0; epoch < t.epochs; ++epoch) {
       const bool frozen = epoch < frozen_epochs;
       freeze(*net.backbone, frozen);
       net.head->train();
-      stages::EpochSpec spec = training_epoch(*in.train, in.split->labelled, o, epoch, t.batch_size);
-      spec.drop_last = labelled > t.batch_size;
+      stages::EpochSpec spec = training_epoch(*in.train, in.split->labelled, o, epoch, batch_size, in.parallel);
+      spec.drop_last = labelled > batch_size;
       spec.stages = *in.stages;
       const auto report = train_epoch(
           spec, compute,
@@ -67,7 +70,8 @@ class SupervisedTransfer final : public TransferMethod {
             r.count = images.size(0);
             return r;
           },
-          progress, epoch);
+          progress, epoch, nullptr, in.parallel);
+      end_epoch_replicas(in, net);
       result.wait_seconds += report.wait_seconds;
       result.graph_seconds += report.seconds;
       const double val = record_validation(in, net, epoch, result);

@@ -6,16 +6,19 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "pipeline/train/data_parallel.hpp"
 #include "pipeline/train/gradient_check.hpp"
 #include "pretext/image_ops.hpp"
 
 namespace pretext {
 
 stages::EpochSpec training_epoch(const data::ImageSet& set, const std::vector<std::uint32_t>& indices,
-                                 const RunOptions& options, std::int64_t epoch, std::int64_t batch_size) {
+                                 const RunOptions& options, std::int64_t epoch, std::int64_t batch_size,
+                                 const DataParallel* parallel) {
   stages::EpochSpec spec;
   spec.plan.images = &set;
   spec.plan.order = stages::shuffled(indices, options.seed, static_cast<std::uint64_t>(epoch));
+  if (parallel != nullptr) parallel->shard(spec.plan);
   spec.plan.seed = options.seed;
   spec.plan.epoch = static_cast<std::uint64_t>(epoch);
   spec.batch_size = static_cast<int>(batch_size);
@@ -26,16 +29,16 @@ stages::EpochSpec training_epoch(const data::ImageSet& set, const std::vector<st
 }
 
 EpochReport train_epoch(const stages::EpochSpec& spec, const Compute& compute, const TrainStep& step,
-                        Progress& progress, std::int64_t epoch, const EpochResume* resume) {
+                        Progress& progress, std::int64_t epoch, const EpochResume* resume, DataParallel* parallel) {
   return train_joint_epoch(
       {&spec}, compute,
       [&](const std::vector<BatchTensors>& parts) { return step(parts.front().images, parts.front().labels); },
-      progress, epoch, resume);
+      progress, epoch, resume, parallel);
 }
 
 EpochReport train_joint_epoch(const std::vector<const stages::EpochSpec*>& parts, const Compute& compute,
                               const JointTrainStep& step, Progress& progress, std::int64_t epoch,
-                              const EpochResume* resume) {
+                              const EpochResume* resume, DataParallel* parallel) {
   EpochReport report;
   EpochTotals totals = resume != nullptr ? resume->start : EpochTotals{};
   const auto skipped = static_cast<std::uint64_t>(totals.steps);
@@ -77,6 +80,11 @@ EpochReport train_joint_epoch(const std::vector<const stages::EpochSpec*>& parts
     if (resume != nullptr && resume->after_step) resume->after_step(totals);
   });
 
+  if (parallel != nullptr && parallel->distributed()) {
+    totals = sum_over_ranks(totals, resume != nullptr ? resume->start : EpochTotals{}, *parallel);
+    trained_samples = static_cast<std::uint64_t>(parallel->sum(static_cast<std::int64_t>(trained_samples)));
+  }
+  const double ranks = parallel != nullptr ? parallel->world_size() : 1;
   report.samples = totals.samples;
   report.seconds = stats.seconds;
   report.wait_seconds = stats.wait_seconds;
@@ -85,8 +93,29 @@ EpochReport train_joint_epoch(const std::vector<const stages::EpochSpec*>& parts
       totals.counted > 0 ? static_cast<double>(totals.correct) / static_cast<double>(totals.counted) : -1.0;
   report.images_per_second = static_cast<double>(trained_samples) / std::max(stats.seconds, 1e-9);
   for (const auto& [name, sum] : totals.extra_sum)
-    report.extra.emplace_back(name, sum / static_cast<double>(totals.steps));
+    report.extra.emplace_back(name, sum / (static_cast<double>(totals.steps) * ranks));
   return report;
+}
+
+EpochTotals sum_over_ranks(const EpochTotals& running, const EpochTotals& start, DataParallel& parallel) {
+  auto start_extra = [&](const std::string& name) {
+    const auto found = start.extra_sum.find(name);
+    return found != start.extra_sum.end() ? found->second : 0.0;
+  };
+  EpochTotals session = running;
+  session.samples -= start.samples;
+  session.loss_sum -= start.loss_sum;
+  session.correct -= start.correct;
+  session.counted -= start.counted;
+  for (auto& [name, value] : session.extra_sum) value -= start_extra(name);
+  parallel.sum(session);
+  EpochTotals global = running;
+  global.samples = start.samples + session.samples;
+  global.loss_sum = start.loss_sum + session.loss_sum;
+  global.correct = start.correct + session.correct;
+  global.counted = start.counted + session.counted;
+  for (auto& [name, value] : global.extra_sum) value = start_extra(name) + session.extra_sum[name];
+  return global;
 }
 
 LabelledTensors decode_subset(const data::ImageSet& set, const std::vector<std::uint32_t>& indices) {
@@ -113,7 +142,7 @@ LabelledTensors decode_all(const data::ImageSet& set) {
 }
 
 double evaluate_accuracy(Backbone& backbone, Head& head, const LabelledTensors& data, const Compute& compute,
-                         std::int64_t batch_size) {
+                         std::int64_t batch_size, DataParallel* parallel) {
   if (data.size() == 0) return 0.0;
   const bool backbone_training = backbone.is_training();
   const bool head_training = head.is_training();
@@ -121,7 +150,9 @@ double evaluate_accuracy(Backbone& backbone, Head& head, const LabelledTensors& 
   head.eval();
   torch::NoGradGuard no_grad;
   std::int64_t correct = 0;
-  for (std::int64_t start = 0; start < data.size(); start += batch_size) {
+  const std::int64_t ranks = parallel != nullptr ? parallel->world_size() : 1;
+  const std::int64_t first = parallel != nullptr ? parallel->rank() : 0;
+  for (std::int64_t start = first * batch_size; start < data.size(); start += ranks * batch_size) {
     const std::int64_t end = std::min(start + batch_size, data.size());
     const auto images = compute.place(data.images.slice(0, start, end));
     const auto logits = compute.autocast_forward([&] { return head.forward(backbone.forward(images)); });
@@ -129,6 +160,7 @@ double evaluate_accuracy(Backbone& backbone, Head& head, const LabelledTensors& 
   }
   backbone.train(backbone_training);
   head.train(head_training);
+  if (parallel != nullptr) correct = parallel->sum(correct);
   return static_cast<double>(correct) / static_cast<double>(data.size());
 }
 

@@ -19,6 +19,8 @@
 
 namespace pretext {
 
+class DataParallel;  // data_parallel.hpp
+
 /// What one training epoch did.
 struct EpochReport {
   double loss = 0.0;       // mean over samples
@@ -33,8 +35,12 @@ struct EpochReport {
 /// The graph spec of one training epoch over `indices` of `set`: shuffled
 /// with (seed, epoch), batched, the ragged tail dropped (batch norm cannot
 /// train on a lone sample). Callers add views and stages.
+/// In a data-parallel run, pass this rank's `batch_size` (the global one
+/// divided by the world size) and `parallel`: the spec then holds this rank's
+/// share of the epoch's order.
 stages::EpochSpec training_epoch(const data::ImageSet& set, const std::vector<std::uint32_t>& indices,
-                                 const RunOptions& options, std::int64_t epoch, std::int64_t batch_size);
+                                 const RunOptions& options, std::int64_t epoch, std::int64_t batch_size,
+                                 const DataParallel* parallel = nullptr);
 
 using TrainStep = std::function<StepResult(const torch::Tensor& images, const torch::Tensor& labels)>;
 
@@ -57,6 +63,11 @@ struct EpochTotals {
   std::map<std::string, double> extra_sum;
 };
 
+/// The totals of all ranks: `running` is this rank's, counted on from
+/// `start` (global totals restored from a checkpoint, the same on every
+/// rank); a collective, so every rank calls it at the same step.
+EpochTotals sum_over_ranks(const EpochTotals& running, const EpochTotals& start, DataParallel& parallel);
+
 /// Resuming an epoch, and a hook after every step (checkpoints, stop requests).
 struct EpochResume {
   EpochTotals start;  // start.steps batches were trained before: they are skipped
@@ -68,14 +79,16 @@ struct EpochResume {
 /// resume->start.steps batches still flow through the graph (the order and
 /// the per-sample randomness stay those of the full epoch) but are dropped
 /// before training.
+/// With `parallel`, the report's figures are over all ranks' samples.
 EpochReport train_epoch(const stages::EpochSpec& spec, const Compute& compute, const TrainStep& step,
-                        Progress& progress, std::int64_t epoch, const EpochResume* resume = nullptr);
+                        Progress& progress, std::int64_t epoch, const EpochResume* resume = nullptr,
+                        DataParallel* parallel = nullptr);
 
 /// The same over a joint epoch: `step` gets batch k of every part. The loss
 /// is averaged over the first part's samples, and the throughput counts them.
 EpochReport train_joint_epoch(const std::vector<const stages::EpochSpec*>& parts, const Compute& compute,
                               const JointTrainStep& step, Progress& progress, std::int64_t epoch,
-                              const EpochResume* resume = nullptr);
+                              const EpochResume* resume = nullptr, DataParallel* parallel = nullptr);
 
 /// A labelled subset decoded once for evaluation: (N, C, H, W) float on the CPU.
 struct LabelledTensors {
@@ -87,7 +100,9 @@ LabelledTensors decode_subset(const data::ImageSet& set, const std::vector<std::
 LabelledTensors decode_all(const data::ImageSet& set);
 
 /// Top-1 accuracy of head(backbone(x)) in eval mode; restores training mode.
+/// With `parallel`, rank r evaluates batches r, r + W, ... and the counts
+/// are summed: the same batches as on one rank, so the same figure.
 double evaluate_accuracy(Backbone& backbone, Head& head, const LabelledTensors& data, const Compute& compute,
-                         std::int64_t batch_size);
+                         std::int64_t batch_size, DataParallel* parallel = nullptr);
 
 }  // namespace pretext

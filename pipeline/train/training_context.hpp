@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "pipeline/train/compute.hpp"
 #include "pipeline/train/gradient_check.hpp"
@@ -15,9 +16,12 @@ class HostTrainingContext final : public TrainingContext {
 
   /// `check_gradients` ([trainer] check_gradients): optimisers from
   /// make_optimizer() and gradients_finite() look for NaN and infinite gradients.
+  /// `sync` (a DataParallel, in a run of several ranks): optimisers from
+  /// make_optimizer() average gradients over the ranks before each update,
+  /// and gradients_finite() does for the task's own optimisers.
   HostTrainingContext(Compute compute, ModelInput input, std::shared_ptr<Model> model, std::shared_ptr<Loss> loss,
                       OptimizerOptions optimizer, std::string run_directory, LossByName loss_by_name = {},
-                      bool check_gradients = true);
+                      bool check_gradients = true, std::shared_ptr<GradientSync> sync = nullptr);
 
   [[nodiscard]] torch::Device device() const override { return compute_.device; }
   [[nodiscard]] ModelInput input() const override { return input_; }
@@ -32,6 +36,10 @@ class HostTrainingContext final : public TrainingContext {
 
   /// What the checks found: the job calls throw_if_found() after each step.
   [[nodiscard]] GradientCheck& gradient_check() { return *gradient_check_; }
+  /// The modules the host knows the task trains: those made by make_backbone
+  /// and make_head, and those passed to gradients_finite. Their batch-norm
+  /// statistics are averaged over the ranks after each epoch.
+  [[nodiscard]] std::vector<torch::nn::Module*> known_modules() const;
 
  private:
   Compute compute_;
@@ -42,8 +50,13 @@ class HostTrainingContext final : public TrainingContext {
   std::string run_directory_;
   LossByName loss_by_name_;
   std::shared_ptr<GradientCheck> gradient_check_;  // shared with the optimisers it made
+  std::shared_ptr<GradientSync> sync_;              // null: one process
   int backbones_ = 0;                              // made so far, to name their parameters apart
   int heads_ = 0;
+  std::vector<std::weak_ptr<torch::nn::Module>> made_;
+  // The task's own modules, as gradients_finite saw them; the task keeps them
+  // alive while it trains, which is when they are used.
+  std::vector<const torch::nn::Module*> seen_;
 };
 
 /// Copies every parameter and buffer of `from` into `to` (same structure).

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "pipeline/train/data_parallel.hpp"
 #include "pipeline/train/training_context.hpp"
 #include "pipeline/train/transfer_parts.hpp"
 
@@ -31,6 +32,29 @@ Classifier make_classifier(const TransferInputs& in, const TransferMode& mode) {
   return net;
 }
 
+void start_replicas(const TransferInputs& in, Classifier& net, const std::string& phase) {
+  if (in.parallel == nullptr || !in.parallel->distributed()) return;
+  in.parallel->broadcast(*net.backbone);
+  in.parallel->broadcast(*net.head);
+  if (in.parallel->rank() > 0)
+    torch::manual_seed(phase_seed(in.options->seed, phase + ".rank" + std::to_string(in.parallel->rank())));
+}
+
+void end_epoch_replicas(const TransferInputs& in, Classifier& net) {
+  if (in.parallel == nullptr || !in.parallel->distributed()) return;
+  in.parallel->average_buffers(*net.backbone);  // left alone while frozen (eval mode)
+  in.parallel->average_buffers(*net.head);
+}
+
+std::int64_t local_batch(const TransferInputs& in, std::int64_t batch_size) {
+  return in.parallel != nullptr ? in.parallel->local_batch(batch_size, "transfer.batch_size") : batch_size;
+}
+
+std::int64_t local_count(const TransferInputs& in, std::size_t images) {
+  const std::size_t ranks = in.parallel != nullptr ? static_cast<std::size_t>(in.parallel->world_size()) : 1;
+  return static_cast<std::int64_t>(images / ranks);
+}
+
 TransferOptimizer make_transfer_optimizer(const TransferInputs& in, const Classifier& net, bool train_backbone,
                                           const std::string& phase) {
   const RunOptions& o = *in.options;
@@ -42,8 +66,11 @@ TransferOptimizer make_transfer_optimizer(const TransferInputs& in, const Classi
   out.gradient_check = std::make_shared<GradientCheck>(o.trainer.check_gradients);
   out.gradient_check->name_parameters(*net.backbone, phase + ".backbone");
   out.gradient_check->name_parameters(*net.head, phase + ".head");
-  out.optimizer =
-      make_optimizer(o.transfer.optimizer, std::move(groups), o.trainer.check_gradients ? out.gradient_check : nullptr);
+  // Not owned: the job's DataParallel outlives every transfer.
+  std::shared_ptr<GradientSync> sync;
+  if (in.parallel != nullptr && in.parallel->distributed()) sync = std::shared_ptr<GradientSync>(std::shared_ptr<GradientSync>(), in.parallel);
+  out.optimizer = make_optimizer(o.transfer.optimizer, std::move(groups),
+                                 o.trainer.check_gradients ? out.gradient_check : nullptr, std::move(sync));
   return out;
 }
 
@@ -64,7 +91,8 @@ void LearningRateSchedule::before_step() {
 
 double record_validation(const TransferInputs& in, Classifier& net, std::int64_t epoch, TransferResult& result) {
   result.val_accuracy =
-      evaluate_accuracy(*net.backbone, *net.head, *in.validation, in.compute, in.options->trainer.eval_batch_size);
+      evaluate_accuracy(*net.backbone, *net.head, *in.validation, in.compute, in.options->trainer.eval_batch_size,
+                        in.parallel);
   if (result.val_accuracy > result.best_val_accuracy || result.best_epoch == 0) {
     result.best_val_accuracy = result.val_accuracy;
     result.best_epoch = epoch + 1;
@@ -76,7 +104,8 @@ void finish_transfer(const TransferInputs& in, const std::string& phase, Classif
                      std::chrono::steady_clock::time_point started, TransferResult& result, Progress& progress) {
   if (in.test != nullptr) {
     result.test_accuracy =
-        evaluate_accuracy(*net.backbone, *net.head, *in.test, in.compute, in.options->trainer.eval_batch_size);
+        evaluate_accuracy(*net.backbone, *net.head, *in.test, in.compute, in.options->trainer.eval_batch_size,
+                          in.parallel);
     progress.line(phase + ": val " + format_fixed(result.val_accuracy, 4) + ", test " +
                   format_fixed(*result.test_accuracy, 4));
   }

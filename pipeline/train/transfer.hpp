@@ -27,6 +27,8 @@
 
 namespace pretext {
 
+class DataParallel;  // data_parallel.hpp
+
 struct TransferInputs {
   std::string mode;
   const RunOptions* options = nullptr;
@@ -42,6 +44,9 @@ struct TransferInputs {
   const LabelledTensors* test = nullptr;  // nullptr: no test evaluation
   Compute compute;
   std::int64_t classes = 0;
+  /// The ranks of a data-parallel run (nullptr: one process): batch sizes
+  /// are global, each rank trains on its share, and evaluations are shared.
+  DataParallel* parallel = nullptr;
 };
 
 struct TransferResult {

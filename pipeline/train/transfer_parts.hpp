@@ -23,6 +23,14 @@ struct Classifier {
   std::shared_ptr<Head> head;
 };
 Classifier make_classifier(const TransferInputs& in, const TransferMode& mode);
+/// In a data-parallel run: every rank takes rank 0's classifier, then draws
+/// its own dropout masks (seeded per rank and `phase`).
+void start_replicas(const TransferInputs& in, Classifier& net, const std::string& phase);
+/// After an epoch: batch-norm statistics averaged over the ranks.
+void end_epoch_replicas(const TransferInputs& in, Classifier& net);
+/// This rank's samples per step, and labelled images, of the configured (global) ones.
+std::int64_t local_batch(const TransferInputs& in, std::int64_t batch_size);
+std::int64_t local_count(const TransferInputs& in, std::size_t images);
 
 /// The classifier's optimiser: the head at transfer.head_lr and, when
 /// `train_backbone`, the backbone at transfer.lr. Gradients are checked under

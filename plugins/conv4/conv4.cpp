@@ -26,6 +26,7 @@ struct Conv4Options {
   std::string activation = "relu";
   double negative_slope = 0.01;
   double dropout = 0.3;
+  bool batch_norm = true;
   std::vector<std::int64_t> dropout_after = {2, 4};
 
   explicit Conv4Options(pretext::Options& o) {
@@ -34,6 +35,9 @@ struct Conv4Options {
     activation = o.choice("activation", activation, {"relu", "leaky_relu"}, "activation after batch norm");
     negative_slope = o.number("negative_slope", negative_slope, 0.0, 1.0, "slope of leaky_relu for x < 0");
     dropout = o.number("dropout", dropout, 0.0, 0.99, "dropout probability");
+    batch_norm = o.boolean("batch_norm", batch_norm,
+                           "batch norm after each conv; false gives a model whose steps do not depend on how a "
+                           "batch is split (data-parallel runs then track one process exactly)");
     // The default names only blocks that exist, so the resolved config
     // (config.toml of a run) reads back with fewer than 4 blocks too.
     dropout_after.erase(
@@ -52,7 +56,8 @@ class Conv4Backbone final : public pretext::Backbone {
       const std::string suffix = std::to_string(b + 1);
       convs_.push_back(register_module(
           "conv" + suffix, torch::nn::Conv2d(torch::nn::Conv2dOptions(in, options.width, 3).padding(1))));
-      norms_.push_back(register_module("bn" + suffix, torch::nn::BatchNorm2d(options.width)));
+      if (options.batch_norm)
+        norms_.push_back(register_module("bn" + suffix, torch::nn::BatchNorm2d(options.width)));
       in = options.width;
     }
     const std::int64_t shrink = std::int64_t{1} << options.blocks;
@@ -64,7 +69,8 @@ class Conv4Backbone final : public pretext::Backbone {
 
   torch::Tensor forward(torch::Tensor x) override {
     for (std::size_t b = 0; b < convs_.size(); ++b) {
-      x = norms_[b]->forward(convs_[b]->forward(x));
+      x = convs_[b]->forward(x);
+      if (options_.batch_norm) x = norms_[b]->forward(x);
       x = options_.activation == "relu" ? F::relu(x)
                                         : F::leaky_relu(x, F::LeakyReLUFuncOptions().negative_slope(options_.negative_slope));
       const auto block = static_cast<std::int64_t>(b + 1);

@@ -37,6 +37,7 @@ constexpr int kCannotDropPrivileges = 125;
 struct ChildLimits {
   rlim_t file_size = RLIM_INFINITY;  // RLIMIT_FSIZE, in bytes
   bool unprivileged = false;         // when root: without the capabilities that bypass permission bits
+  std::vector<std::string> environment;  // "NAME=value", set in the child on top of this process's environment
 };
 
 struct ChildExit {
@@ -55,6 +56,18 @@ class PretextProcess {
     std::vector<char*> argv{const_cast<char*>(PRETEXT_BINARY)};
     for (const auto& a : arguments) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
+    // The child's environment, built before fork (nothing may allocate after it).
+    std::vector<std::string> variables = limits.environment;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string entry = *e;
+      const std::string name = entry.substr(0, entry.find('='));
+      bool overridden = false;
+      for (const auto& v : limits.environment) overridden = overridden || v.rfind(name + "=", 0) == 0;
+      if (!overridden) variables.push_back(entry);
+    }
+    std::vector<char*> envp;
+    for (auto& v : variables) envp.push_back(v.data());
+    envp.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ == 0) {  // only async-signal-safe calls from here to exec
       ::dup2(output[1], 1);
@@ -72,7 +85,7 @@ class PretextProcess {
         for (const int cap : {CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER})
           if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) ::_exit(kCannotDropPrivileges);
       }
-      ::execv(PRETEXT_BINARY, argv.data());
+      ::execve(PRETEXT_BINARY, argv.data(), envp.data());
       ::_exit(127);
     }
     ::close(output[1]);
