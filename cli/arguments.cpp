@@ -36,7 +36,7 @@ const std::vector<CommandFlags>& command_flags() {
       {"check-plugin", {"set"}, {}},
       {"report", {}, {}},
       {"sweep", {"base", "out", "set", "jobs"}, {}},
-      {"preprocess", {"set", "out"}, {}},
+      {"preprocess", {"set", "out", "shard"}, {}},
       {"launch", {"nproc-per-node", "nnodes", "node-rank", "master"}, {}},  // the command to run follows --
   };
   return table;

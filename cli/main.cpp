@@ -89,11 +89,14 @@ const Command kCommands[] = {
      "    (the same studies on another dataset). DIR defaults to\n"
      "    runs/sweep-<sweep name>[-<base name>].\n"},
     {"preprocess", pretext::cli::preprocess_command,
-     "pretext preprocess CONFIG [--set KEY=VALUE ...] --out FILE.pack\n"
+     "pretext preprocess CONFIG [--set KEY=VALUE ...] --out FILE.pack [--shard I/N]\n"
      "    Decodes the config's data.path once (an image folder, IDX or SVHN .mat;\n"
      "    folders on all cores), sized as training wants it (image_size, pad_to),\n"
      "    into a packed file that runs map in place: data.source = \"packed\",\n"
-     "    data.path = FILE.pack. Shows progress and images/s; prints FILE.pack.\n"},
+     "    data.path = FILE.pack. Shows progress and images/s; prints FILE.pack.\n"
+     "    --shard I/N packs only images [I*n/N, (I+1)*n/N) of the n, I 0-based\n"
+     "    (0 <= I < N, like torchrun's ranks): N hosts each decode one part, and\n"
+     "    data.path = \"DIR/train-*.pack\" reads the N files as the whole set.\n"},
     {"launch", pretext::cli::launch_command,
      "pretext launch --nproc-per-node N [--nnodes M --node-rank R --master HOST:PORT] -- COMMAND ...\n"
      "    Data-parallel: starts N processes of `pretext COMMAND ...` on this node\n"

@@ -108,8 +108,16 @@ FolderDataset load_image_folder(const fs::path& root, const FolderOptions& optio
   std::error_code error;
   if (!fs::is_directory(root, error)) throw InputError(root.string() + ": expected a folder of images");
   FolderDataset result;
-  const std::vector<FileEntry> files = list_files(root, options.labelled_layout, result.classes);
+  std::vector<FileEntry> files = list_files(root, options.labelled_layout, result.classes);
   if (files.empty()) throw InputError(root.string() + ": no .png/.jpg/.jpeg images found below this folder");
+  // Listing the whole folder is cheap; decoding is what a shard saves.
+  result.listed = files.size();
+  if (!options.shard.whole()) {
+    const auto [first, last] = shard_range(options.shard, files.size(), root.string());
+    files.erase(files.begin() + static_cast<std::ptrdiff_t>(last), files.end());
+    files.erase(files.begin(), files.begin() + static_cast<std::ptrdiff_t>(first));
+    result.first = first;
+  }
 
   const ImageShape shape = options.target.shape();
   const std::size_t bytes = shape.numel();

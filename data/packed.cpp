@@ -1,6 +1,7 @@
 #include "data/packed.hpp"
 
 #include <fcntl.h>
+#include <glob.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,8 +10,13 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "common/errors.hpp"
 #include "common/atomic_file.hpp"
@@ -94,12 +100,31 @@ Header decode(const std::uint8_t* b) {
   return h;
 }
 
-std::uint32_t checksum(const std::uint8_t* pixels, std::uint64_t pixel_bytes, const std::uint8_t* labels,
-                       std::uint64_t label_bytes) {
-  uLong crc = crc32_z(0L, Z_NULL, 0);
-  crc = crc32_z(crc, pixels, pixel_bytes);
-  crc = crc32_z(crc, labels, label_bytes);
-  return static_cast<std::uint32_t>(crc);
+// Calls `run` on the set's pixels in order, in as few contiguous pieces as
+// its storage allows: one for an owned or mapped set, one per part, buffers of
+// whole images for a streamed set (so writing one never holds it all).
+void for_each_pixel_run(const ImageSet& set, const std::function<void(const std::uint8_t*, std::uint64_t)>& run) {
+  const std::size_t bytes = set.shape.numel();
+  if (set.data() != nullptr) {
+    run(set.data(), set.size() * bytes);
+  } else if (!set.parts.empty()) {
+    for (std::size_t k = 0; k < set.parts.size(); ++k) {
+      const std::size_t end = k + 1 < set.parts.size() ? set.parts[k + 1].first : set.size();
+      run(set.parts[k].pixels, (end - set.parts[k].first) * bytes);
+    }
+  } else if (set.streamed()) {
+    const std::size_t per_buffer = std::max<std::size_t>(1, (8U << 20) / std::max<std::size_t>(bytes, 1));
+    std::vector<std::uint8_t> buffer(std::min(set.size(), per_buffer) * bytes);
+    for (std::size_t first = 0; first < set.size(); first += per_buffer) {
+      const std::size_t n = std::min(per_buffer, set.size() - first);
+      for (std::size_t i = 0; i < n; ++i) set.read_image(first + i, buffer.data() + i * bytes);
+      run(buffer.data(), n * bytes);
+    }
+  }
+}
+
+std::string shape_text(const ImageShape& s) {
+  return std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" + std::to_string(s.width);
 }
 
 std::string printable(const std::uint8_t* bytes, std::size_t n) {
@@ -187,7 +212,9 @@ void write_packed(const fs::path& file, const ImageSet& set, const std::vector<s
   h.classes_bytes = names.size();
   const std::vector<std::int64_t> stored_labels(set.labels.begin(), set.labels.end());  // int64 on disk
   const auto* labels = reinterpret_cast<const std::uint8_t*>(stored_labels.data());
-  h.checksum = checksum(set.data(), h.pixel_bytes, labels, h.label_bytes);
+  uLong crc = crc32_z(0L, Z_NULL, 0);
+  for_each_pixel_run(set, [&](const std::uint8_t* pixels, std::uint64_t bytes) { crc = crc32_z(crc, pixels, bytes); });
+  h.checksum = static_cast<std::uint32_t>(crc32_z(crc, labels, h.label_bytes));
 
   // Errors name the file and the OS's reason ("No space left on device").
   AtomicFile out(file);
@@ -200,7 +227,9 @@ void write_packed(const fs::path& file, const ImageSet& set, const std::vector<s
     at = offset + bytes;
   };
   write_at(0, header.data(), header.size());
-  write_at(h.pixel_offset, set.data(), h.pixel_bytes);
+  for_each_pixel_run(set, [&](const std::uint8_t* pixels, std::uint64_t bytes) {
+    write_at(std::max(at, h.pixel_offset), pixels, bytes);  // zeros up to the section first
+  });
   write_at(h.label_offset, labels, h.label_bytes);
   if (!names.empty()) write_at(h.classes_offset, names.data(), names.size());
   out.commit();
@@ -301,6 +330,83 @@ PackedDataset read_packed(const fs::path& file, bool verify_checksum, PackedAcce
     set.read_image = stream_reader(name, h.pixel_offset, image_bytes);
   }
   return result;
+}
+
+std::vector<fs::path> packed_files(const std::string& pattern) {
+  if (pattern.find_first_of("*?[") == std::string::npos) return {fs::path(pattern)};
+  glob_t matches{};
+  const int status = ::glob(pattern.c_str(), 0, nullptr, &matches);
+  std::vector<fs::path> files;
+  if (status == 0)
+    for (std::size_t i = 0; i < matches.gl_pathc; ++i) files.emplace_back(matches.gl_pathv[i]);
+  ::globfree(&matches);
+  if (status == GLOB_NOMATCH || (status == 0 && files.empty()))
+    throw InputError(pattern + ": expected the pattern to match one or more packed files, found none");
+  if (status != 0)
+    throw InputError(pattern + ": cannot expand the pattern (glob(3) failed with " + std::to_string(status) + ")");
+  // glob(3) sorts by the locale's collation; byte order is the same everywhere.
+  std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) { return a.native() < b.native(); });
+  return files;
+}
+
+PackedDataset read_packed_files(const std::string& pattern, bool verify_checksum, PackedAccess access) {
+  const std::vector<fs::path> files = packed_files(pattern);
+  if (files.size() == 1) return read_packed(files.front(), verify_checksum, access);
+
+  std::vector<PackedDataset> read;
+  for (const auto& file : files) read.push_back(read_packed(file, verify_checksum, access));
+  // Shards of one data set: the same images and labels mean the same things.
+  const PackedDataset& model = read.front();
+  for (std::size_t k = 1; k < read.size(); ++k) {
+    const auto differs = [&](const std::string& expected, const std::string& found) {
+      throw InputError(files[k].string() + ": expected " + expected + " like " + files.front().string() +
+                       " (both match '" + pattern + "'; the files of one pattern are shards of one data set), found " +
+                       found);
+    };
+    const PackedDataset& other = read[k];
+    if (other.images.shape != model.images.shape)
+      differs(shape_text(model.images.shape) + " images", shape_text(other.images.shape));
+    if (other.classes.size() != model.classes.size())
+      differs(std::to_string(model.classes.size()) + " class names", std::to_string(other.classes.size()));
+    for (std::size_t c = 0; c < model.classes.size(); ++c)
+      if (other.classes[c] != model.classes[c])
+        differs("class " + std::to_string(c) + " to be '" + model.classes[c] + "'", "'" + other.classes[c] + "'");
+  }
+
+  // Each file stays where read_packed left it (mapped, or open for pread):
+  // the set reads every image in place through its file's part. Copying them
+  // into one owned buffer would be simpler, but would cost the memory and the
+  // time mapping exists to save.
+  PackedDataset joined;
+  ImageSet& set = joined.images;
+  set.shape = model.images.shape;
+  set.origin = pattern + " (" + std::to_string(files.size()) + " files)";
+  joined.classes = model.classes;
+  auto mappings = std::make_shared<std::vector<std::shared_ptr<const void>>>();
+  using Reader = std::function<void(std::size_t, std::uint8_t*)>;
+  std::vector<std::pair<std::size_t, Reader>> readers;  // (first image, the file's reader)
+  for (PackedDataset& part : read) {
+    if (part.images.size() == 0) continue;
+    const std::size_t first = set.size();
+    set.labels.insert(set.labels.end(), part.images.labels.begin(), part.images.labels.end());
+    if (access == PackedAccess::mmap) {
+      set.parts.push_back({first, part.images.external});
+      mappings->push_back(std::move(part.images.storage));
+    } else {
+      readers.emplace_back(first, std::move(part.images.read_image));
+    }
+  }
+  if (access == PackedAccess::mmap) {
+    set.storage = std::move(mappings);
+  } else {
+    set.read_image = [readers = std::move(readers)](std::size_t index, std::uint8_t* out) {
+      const auto after = std::upper_bound(readers.begin(), readers.end(), index,
+                                          [](std::size_t i, const auto& reader) { return i < reader.first; });
+      const auto& [first, read] = *(after - 1);
+      read(index - first, out);
+    };
+  }
+  return joined;
 }
 
 }  // namespace pretext::data

@@ -37,8 +37,9 @@ struct PackedDataset {
 };
 
 /// Writes `set` (and class names, may be empty) atomically: a temporary file,
-/// fsync, rename. Throws InputError for a class name with a newline,
-/// std::runtime_error naming the file when it cannot be written.
+/// fsync, rename. Any set: owned, mapped, in parts or streamed. Throws
+/// InputError for a class name with a newline, std::runtime_error naming the
+/// file when it cannot be written.
 void write_packed(const std::filesystem::path& file, const ImageSet& set, const std::vector<std::string>& classes);
 
 /// How training reads the pixels of a packed file.
@@ -53,5 +54,19 @@ enum class PackedAccess {
 /// what was expected and found.
 PackedDataset read_packed(const std::filesystem::path& file, bool verify_checksum = true,
                           PackedAccess access = PackedAccess::mmap);
+
+/// The files `pattern` names: itself when it holds no glob(3) wildcard (*, ?,
+/// [), else every match, sorted by name (byte order: "train-10" before
+/// "train-2", so number shards with leading zeros). Throws InputError naming
+/// the pattern when a wildcard matches no file.
+std::vector<std::filesystem::path> packed_files(const std::string& pattern);
+
+/// Every file `pattern` names (packed_files) as one data set: their images
+/// one after another in sorted-name order, each file read as read_packed
+/// reads it, still in place (mapped files are not copied: the set holds one
+/// part per file). The files must agree in image shape and class names;
+/// otherwise an InputError names both files and what differs.
+PackedDataset read_packed_files(const std::string& pattern, bool verify_checksum = true,
+                                PackedAccess access = PackedAccess::mmap);
 
 }  // namespace pretext::data

@@ -28,7 +28,8 @@ std::string rate(double images, double seconds) {
 
 }  // namespace
 
-PreprocessResult preprocess_to_packed(const DataOptions& d, const std::filesystem::path& out, std::ostream& log) {
+PreprocessResult preprocess_to_packed(const DataOptions& d, const std::filesystem::path& out, std::ostream& log,
+                                      const Shard& shard) {
   const auto started = Clock::now();
   LoadCallbacks callbacks;
   bool progress_line_open = false;  // "\r" progress is ended by the next line
@@ -47,7 +48,7 @@ PreprocessResult preprocess_to_packed(const DataOptions& d, const std::filesyste
   };
   LoadedData loaded;
   try {
-    loaded = load_data_source(d, d.path, d.labels_path, callbacks);
+    loaded = load_data_source(d, d.path, d.labels_path, callbacks, shard);
   } catch (...) {
     end_progress_line();  // the error gets a line of its own
     throw;
@@ -59,6 +60,10 @@ PreprocessResult preprocess_to_packed(const DataOptions& d, const std::filesyste
 
   PreprocessResult result{loaded.images.size(), loaded.skipped, seconds_since(started)};
   const ImageShape& s = loaded.images.shape;
+  // Which images of the source this shard holds, so the hosts' logs can be checked against each other.
+  if (!shard.whole())
+    log << "preprocess: shard " << shard.index << "/" << shard.count << ": images " << loaded.first << ".."
+        << shard.last(loaded.total) - 1 << " of " << loaded.total << "\n";
   log << "preprocess: " << result.images << " images of " << s.channels << "x" << s.height << "x" << s.width << " from "
       << d.path << " (" << d.source << ") in " << seconds_text(loaded_seconds) << ", "
       << rate(double(result.images), loaded_seconds) << "; " << result.skipped << " skipped; written in "

@@ -7,6 +7,7 @@
 #include <ostream>
 
 #include "data/data_options.hpp"
+#include "data/image_set.hpp"
 
 namespace pretext::data {
 
@@ -19,6 +20,11 @@ struct PreprocessResult {
 /// Loads data.path as data.source says (folders decode on all cores with
 /// oneTBB), pads to data.pad_to, writes `out` atomically. Progress and
 /// throughput go to `log`. Throws InputError naming the file.
-PreprocessResult preprocess_to_packed(const DataOptions& d, const std::filesystem::path& out, std::ostream& log);
+///
+/// With a shard I/N only images [I*n/N, (I+1)*n/N) of data.path's n are
+/// packed (a folder decodes only those), so N hosts can each pack one part;
+/// the N files, read as one glob (read_packed_files), are the unsharded file.
+PreprocessResult preprocess_to_packed(const DataOptions& d, const std::filesystem::path& out, std::ostream& log,
+                                      const Shard& shard = {});
 
 }  // namespace pretext::data

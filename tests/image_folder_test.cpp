@@ -134,6 +134,60 @@ TEST_F(ImageFolder, ProgressReachesTheTotal) {
   EXPECT_EQ(total, 2U);
 }
 
+// `pretext preprocess --shard`: each host decodes only its slice of the sorted
+// file list, and the slices put together are the whole folder.
+TEST_F(ImageFolder, ShardsDecodeOnlyTheirSliceOfTheSortedFiles) {
+  image("ant/a.png", 10);
+  image("ant/b.png", 11);
+  image("bee/c.png", 20);
+  image("cat/d.png", 30);
+  image("cat/e.png", 31);
+  // The sixth file in sorted order: undecodable, so decoding it fails the load.
+  testing::write_bytes(dir_ / "cat" / "f.png", {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n', 1, 2, 3});
+  const std::vector<std::vector<int>> expected_pixels = {{10, 11}, {20, 30}};  // [0, 2) and [2, 4) of 6
+  const std::vector<std::vector<pretext::data::Label>> expected_labels = {{0, 0}, {1, 2}};
+  for (std::size_t index = 0; index < 2; ++index) {
+    auto o = options();
+    o.shard = Shard{index, 3};
+    std::size_t total = 0;
+    o.progress = [&](std::size_t, std::size_t all) { total = all; };
+    const FolderDataset shard = load_image_folder(dir_, o);  // f.png is not in it: no error
+    EXPECT_EQ(first_pixels(shard.images), expected_pixels[index]) << "shard " << index;
+    EXPECT_EQ(shard.images.labels, expected_labels[index]) << "shard " << index;
+    // Labels mean the same in every shard: the classes are the whole folder's.
+    EXPECT_EQ(shard.classes, (std::vector<std::string>{"ant", "bee", "cat"}));
+    EXPECT_EQ(shard.listed, 6U);
+    EXPECT_EQ(shard.first, 2 * index);
+    EXPECT_EQ(total, 2U);  // progress counts the shard's files
+  }
+  auto last = options();
+  last.shard = Shard{2, 3};
+  try {
+    load_image_folder(dir_, last);  // e.png and f.png
+    FAIL() << "the shard holding the bad file loaded";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("f.png"), std::string::npos) << e.what();
+  }
+  last.on_bad_image = BadImagePolicy::skip;
+  EXPECT_EQ(first_pixels(load_image_folder(dir_, last).images), (std::vector<int>{31}));
+}
+
+TEST_F(ImageFolder, AShardWithNoFilesIsRefusedByName) {
+  image("ant/a.png", 10);
+  image("bee/b.png", 20);
+  auto o = options();
+  o.shard = Shard{0, 3};  // 2 files in 3 shards: [0, 0) is empty
+  try {
+    load_image_folder(dir_, o);
+    FAIL() << "an empty shard loaded";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(dir_.string()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("shard 0/3"), std::string::npos) << e.what();
+  }
+  o.shard = Shard{1, 3};
+  EXPECT_EQ(first_pixels(load_image_folder(dir_, o).images), (std::vector<int>{10}));
+}
+
 TEST(ImageFileNames, ExtensionsAreCaseInsensitive) {
   EXPECT_TRUE(is_image_file("a/b.PNG"));
   EXPECT_TRUE(is_image_file("b.Jpeg"));

@@ -1,5 +1,6 @@
 // Tests for the packed dataset format (data/packed.hpp): a bit-exact round
-// trip read in place, and a clear error for each way a file can be wrong.
+// trip read in place, a clear error for each way a file can be wrong, and
+// shards: packed apart, read back as one through a glob.
 #include "data/packed.hpp"
 
 #include <gtest/gtest.h>
@@ -10,10 +11,13 @@
 #include <filesystem>
 #include <functional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "common/errors.hpp"
+#include "data/data_source.hpp"
+#include "data/preprocess.hpp"
 #include "support/synthetic_idx.hpp"
 #include "support/test_images.hpp"
 
@@ -221,6 +225,155 @@ TEST_F(Packed, SectionsWhoseEndWrapsAroundAreReported) {
 TEST_F(Packed, MissingFileIsReported) {
   fs::remove(file_);
   expect_error("cannot open");
+}
+
+// Sharded packing (preprocess_to_packed with a Shard) and globs of shards
+// (read_packed_files): N hosts each pack a slice, training reads them as one.
+class PackedShards : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::fresh_temp_dir("packed-shards");
+    // 11 images in 3 shards: [0, 3), [3, 7), [7, 11): unequal, as n/N rarely divides.
+    const auto idx = testing::write_synthetic_idx(dir_, "train", 11, 5, 3, 9);
+    options_.source = "idx";
+    options_.path = idx.images.string();
+    options_.pad_to = 0;
+    whole_ = dir_ / "whole.pack";
+    pack(whole_, {});
+    for (std::size_t i = 0; i < 3; ++i) pack(dir_ / ("train-" + std::to_string(i) + ".pack"), Shard{i, 3});
+    pattern_ = (dir_ / "train-*.pack").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  void pack(const fs::path& out, const Shard& shard) {
+    std::ostringstream log;
+    preprocess_to_packed(options_, out, log, shard);
+  }
+
+  // Every image's bytes, read through image(i, scratch): any kind of set.
+  static std::vector<std::uint8_t> all_pixels(const ImageSet& set) {
+    std::vector<std::uint8_t> pixels, scratch(set.shape.numel());
+    for (std::size_t i = 0; i < set.size(); ++i) {
+      const std::uint8_t* image = set.image(i, scratch.data());
+      pixels.insert(pixels.end(), image, image + set.shape.numel());
+    }
+    return pixels;
+  }
+
+  // The InputError's message, or a failure when there is none.
+  static std::string input_error(const std::function<void()>& load) {
+    try {
+      load();
+    } catch (const InputError& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "no InputError";
+    return {};
+  }
+
+  fs::path dir_;
+  DataOptions options_;
+  fs::path whole_;
+  std::string pattern_;
+};
+
+TEST_F(PackedShards, ShardsAreDisjointSlicesThatConcatenateToTheWholeFile) {
+  const PackedDataset whole = read_packed(whole_);
+  ASSERT_EQ(whole.images.size(), 11U);
+  const std::vector<std::uint8_t> whole_pixels = all_pixels(whole.images);
+  const std::size_t bytes = whole.images.shape.numel();
+  const std::size_t firsts[] = {0, 3, 7, 11};
+  std::vector<std::uint8_t> pixels;
+  std::vector<Label> labels;
+  for (std::size_t i = 0; i < 3; ++i) {
+    const PackedDataset shard = read_packed(dir_ / ("train-" + std::to_string(i) + ".pack"));
+    EXPECT_EQ(shard.images.shape, whole.images.shape);
+    ASSERT_EQ(shard.images.size(), firsts[i + 1] - firsts[i]) << "shard " << i;
+    // Exactly images [first, last) of the whole, in order.
+    const std::vector<std::uint8_t> shard_pixels = all_pixels(shard.images);
+    EXPECT_TRUE(std::equal(shard_pixels.begin(), shard_pixels.end(),
+                           whole_pixels.begin() + static_cast<std::ptrdiff_t>(firsts[i] * bytes)))
+        << "shard " << i;
+    pixels.insert(pixels.end(), shard_pixels.begin(), shard_pixels.end());
+    labels.insert(labels.end(), shard.images.labels.begin(), shard.images.labels.end());
+  }
+  EXPECT_EQ(pixels, whole_pixels);
+  EXPECT_EQ(labels, whole.images.labels);
+}
+
+TEST_F(PackedShards, AGlobOfTheShardsIsTheWholeFileReadInPlace) {
+  const PackedDataset whole = read_packed(whole_);
+  for (const PackedAccess access : {PackedAccess::mmap, PackedAccess::stream}) {
+    const PackedDataset joined = read_packed_files(pattern_, true, access);
+    const ImageSet& set = joined.images;
+    EXPECT_EQ(set.shape, whole.images.shape);
+    EXPECT_EQ(set.labels, whole.images.labels);
+    EXPECT_EQ(joined.classes, whole.classes);
+    EXPECT_EQ(all_pixels(set), all_pixels(whole.images));
+    EXPECT_NE(set.origin.find(pattern_), std::string::npos) << set.origin;
+    if (access == PackedAccess::mmap) {
+      EXPECT_TRUE(set.pixels.empty());  // no copy: one mapped part per file
+      ASSERT_EQ(set.parts.size(), 3U);
+      EXPECT_EQ(set.parts[2].first, 7U);
+      EXPECT_EQ(set.data(), nullptr);  // not one contiguous range
+    } else {
+      EXPECT_TRUE(set.streamed());
+    }
+    // Written out again (merging the shards), it is the unsharded file, byte for byte.
+    const fs::path merged = dir_ / "merged.pack";
+    write_packed(merged, set, joined.classes);
+    EXPECT_EQ(testing::read_bytes(merged), testing::read_bytes(whole_));
+  }
+}
+
+TEST_F(PackedShards, AGlobIsADataSourceAndPadsAcrossFiles) {
+  DataOptions packed;
+  packed.source = "packed";
+  const LoadedData joined = load_data_source(packed, pattern_, "");
+  ImageSet padded = joined.images;
+  pad_to(padded, 7);
+  ImageSet whole = read_packed(whole_).images;
+  pad_to(whole, 7);
+  EXPECT_EQ(padded.pixels, whole.pixels);
+  // A shard of the glob is that slice of the whole.
+  const LoadedData middle = load_data_source(packed, pattern_, "", {}, Shard{1, 2});
+  EXPECT_EQ(middle.first, 5U);
+  EXPECT_EQ(middle.total, 11U);
+  EXPECT_EQ(middle.images.labels, std::vector<Label>(whole.labels.begin() + 5, whole.labels.end()));
+}
+
+TEST_F(PackedShards, FilesThatDisagreeAreRefusedNamingBoth) {
+  const fs::path first = dir_ / "train-0.pack";
+  const fs::path other = dir_ / "train-1.pack";
+  ImageSet wider = random_set(2, {1, 5, 6}, 3);
+  write_packed(other, wider, {});
+  std::string message = input_error([&] { read_packed_files(pattern_); });
+  EXPECT_NE(message.find(other.string()), std::string::npos) << message;
+  EXPECT_NE(message.find(first.string()), std::string::npos) << message;
+  EXPECT_NE(message.find("expected 1x5x5 images"), std::string::npos) << message;
+  EXPECT_NE(message.find("found 1x5x6"), std::string::npos) << message;
+
+  write_packed(first, random_set(2, {1, 5, 5}, 4), {"cat", "dog"});
+  write_packed(other, random_set(2, {1, 5, 5}, 5), {"cat", "emu"});
+  message = input_error([&] { read_packed_files(pattern_); });
+  EXPECT_NE(message.find(other.string()), std::string::npos) << message;
+  EXPECT_NE(message.find(first.string()), std::string::npos) << message;
+  EXPECT_NE(message.find("expected class 1 to be 'dog'"), std::string::npos) << message;
+  EXPECT_NE(message.find("found 'emu'"), std::string::npos) << message;
+}
+
+TEST_F(PackedShards, APatternThatMatchesNothingIsNamed) {
+  const std::string pattern = (dir_ / "test-*.pack").string();
+  const std::string message = input_error([&] { read_packed_files(pattern); });
+  EXPECT_NE(message.find(pattern), std::string::npos) << message;
+  EXPECT_NE(message.find("found none"), std::string::npos) << message;
+  EXPECT_EQ(packed_files((dir_ / "whole.pack").string()).size(), 1U);  // no wildcard: the file itself
+}
+
+TEST_F(PackedShards, AShardBeyondTheImagesIsRefused) {
+  const std::string message = input_error([&] { pack(dir_ / "empty.pack", Shard{0, 12}); });  // 11 images
+  EXPECT_NE(message.find("shard 0/12"), std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(dir_ / "empty.pack"));
 }
 
 }  // namespace

@@ -1,11 +1,19 @@
 // End-to-end: image folders and packed files as a run's data
-// (data/preprocess.hpp, data/data_source.hpp, [data] keys).
+// (data/preprocess.hpp, data/data_source.hpp, [data] keys), and sharded
+// packing through the CLI (pretext preprocess --shard I/N).
 #include "data/preprocess.hpp"
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "data/packed.hpp"
 #include "common/errors.hpp"
@@ -96,6 +104,79 @@ TEST_F(FolderData, PreprocessWritesAPackedFileThatARunTrainsFrom) {
   EXPECT_EQ(streamed["pretext"]["final_loss"].value<double>(), loss);
   EXPECT_EQ(streamed["transfer"]["fixed"]["val_accuracy"].value<double>(),
             summary["transfer"]["fixed"]["val_accuracy"].value<double>());
+}
+
+// `pretext preprocess ... --shard I/N` through the CLI, as each host of a
+// cluster would run it; its stdout and stderr, and its exit code.
+struct CliResult {
+  int code = -1;
+  std::string output;
+};
+
+CliResult run_cli(const std::vector<std::string>& arguments, const fs::path& log) {
+  std::string command = std::string("'") + PRETEXT_BINARY + "'";
+  for (const auto& argument : arguments) command += " '" + argument + "'";
+  const int status = std::system((command + " > '" + log.string() + "' 2>&1").c_str());
+  std::ifstream in(log);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, std::string(std::istreambuf_iterator<char>(in), {})};
+}
+
+TEST_F(FolderData, ShardsPackedApartTrainAsTheWholeFolder) {
+  const Job validated(JobRequest{config_, {}, {}, false});
+  std::ostringstream log;
+  data::preprocess_to_packed(validated.options().data, dir_ / "whole.pack", log);
+  fs::create_directories(dir_ / "shards");
+  for (int i = 0; i < 3; ++i) {
+    const fs::path out = dir_ / "shards" / ("train-" + std::to_string(i) + ".pack");
+    const CliResult result =
+        run_cli({"preprocess", config_.string(), "--out", out.string(), "--shard", std::to_string(i) + "/3"},
+                dir_ / "preprocess.log");
+    ASSERT_EQ(result.code, 0) << result.output;
+    EXPECT_NE(result.output.find("shard " + std::to_string(i) + "/3: images " + std::to_string(40 * i) + ".." +
+                                 std::to_string(40 * i + 39) + " of 120"),
+              std::string::npos)
+        << result.output;
+    EXPECT_EQ(data::read_packed(out).images.size(), 40U);  // only its third was decoded and written
+  }
+
+  const std::string pattern = (dir_ / "shards" / "train-*.pack").string();
+  const data::PackedDataset whole = data::read_packed(dir_ / "whole.pack");
+  const data::PackedDataset joined = data::read_packed_files(pattern);
+  EXPECT_EQ(joined.classes, whole.classes);  // every shard has all three classes' names
+  EXPECT_EQ(joined.images.labels, whole.images.labels);
+  for (std::size_t i = 0; i < whole.images.size(); ++i)
+    ASSERT_EQ(std::memcmp(joined.images.image(i), whole.images.image(i), whole.images.shape.numel()), 0)
+        << "image " << i;
+
+  // The same data, so the same run, to the last bit of the loss.
+  write_config("packed", (dir_ / "whole.pack").string(), "");
+  const auto from_whole = run(dir_ / "run-whole");
+  write_config("packed", pattern, "");
+  const auto from_shards = run(dir_ / "run-shards");
+  const auto loss = from_whole["pretext"]["final_loss"].value<double>();
+  ASSERT_TRUE(loss.has_value());
+  EXPECT_EQ(from_shards["pretext"]["final_loss"].value<double>(), loss);
+  EXPECT_EQ(recorded_classes(dir_ / "run-shards"), (std::vector<std::string>{"circle", "line", "square"}));
+}
+
+TEST_F(FolderData, BadShardValuesAreUsageErrors) {
+  for (const char* value : {"3/2", "a/b", "1", "0/0", "-1/2", "1/", "/2", "0/2/4"}) {
+    const fs::path out = dir_ / "never.pack";
+    const CliResult result =
+        run_cli({"preprocess", config_.string(), "--out", out.string(), std::string("--shard=") + value},
+                dir_ / "preprocess.log");
+    EXPECT_EQ(result.code, 2) << value << ": " << result.output;
+    EXPECT_NE(result.output.find("--shard"), std::string::npos) << result.output;
+    EXPECT_NE(result.output.find(std::string("got '") + value + "'"), std::string::npos) << result.output;
+    EXPECT_NE(result.output.find("0 <= I < N"), std::string::npos) << result.output;
+    EXPECT_FALSE(fs::exists(out)) << value;
+  }
+  // Written as a separate argument too, a negative index included.
+  const CliResult result =
+      run_cli({"preprocess", config_.string(), "--out", (dir_ / "never.pack").string(), "--shard", "-1/2"},
+              dir_ / "preprocess.log");
+  EXPECT_EQ(result.code, 2) << result.output;
+  EXPECT_NE(result.output.find("--shard"), std::string::npos) << result.output;
 }
 
 TEST_F(FolderData, ARunFromTheFolderRecordsItsClasses) {

@@ -76,7 +76,7 @@ data::ImageSet load_embedding_data(const fs::path& config_or_file) {
     return load_idx_for_embedding(d.path, d.labels_path);
   }
   if (config_or_file.extension() == ".mat") return data::load_svhn_mat(config_or_file);
-  if (config_or_file.extension() == ".pack") return data::read_packed(config_or_file).images;
+  if (config_or_file.extension() == ".pack") return data::read_packed_files(config_or_file.string()).images;
   if (ends_with(name, ".gz") || name.find("ubyte") != std::string::npos)
     return load_idx_for_embedding(config_or_file, "");
   throw UsageError(
