@@ -140,6 +140,9 @@ class BOOST_SYMBOL_VISIBLE TrainingContext {
   /// the run after this train_step, naming `name`.<parameter>, the epoch,
   /// the step and the loss the step reports, and keeps the last good
   /// checkpoint. Always true with [trainer] check_gradients = false.
+  /// In a data-parallel run it first averages `module`'s gradients over the
+  /// ranks (as make_optimizer()'s optimisers do before each step), so call
+  /// it on every rank for each module your own optimiser steps.
   /// Since plugin API 1.2.
   virtual bool gradients_finite(const torch::nn::Module& module, const std::string& name) = 0;
 };

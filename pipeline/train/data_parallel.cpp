@@ -33,15 +33,17 @@ std::int64_t DataParallel::local_batch(std::int64_t batch_size, const std::strin
   return batch_size / world_size_;
 }
 
-void DataParallel::shard(stages::EpochPlan& plan) const {
-  if (world_size_ == 1) return;
-  const std::size_t per_rank = plan.order.size() / static_cast<std::size_t>(world_size_);
+void DataParallel::shard(stages::EpochPlan& plan) const { take_share(plan, rank_, world_size_); }
+
+void take_share(stages::EpochPlan& plan, int rank, int world_size) {
+  if (world_size == 1) return;
+  const auto ranks = static_cast<std::size_t>(world_size);
+  const std::size_t per_rank = plan.order.size() / ranks;
   std::vector<std::uint32_t> share(per_rank);
-  for (std::size_t i = 0; i < per_rank; ++i)
-    share[i] = plan.order[i * static_cast<std::size_t>(world_size_) + static_cast<std::size_t>(rank_)];
+  for (std::size_t i = 0; i < per_rank; ++i) share[i] = plan.order[i * ranks + static_cast<std::size_t>(rank)];
   plan.order = std::move(share);
-  plan.position_offset = static_cast<std::uint64_t>(rank_);
-  plan.position_stride = static_cast<std::uint64_t>(world_size_);
+  plan.position_offset = static_cast<std::uint64_t>(rank);
+  plan.position_stride = static_cast<std::uint64_t>(world_size);
 }
 
 namespace {
@@ -65,7 +67,11 @@ void DataParallel::average(const std::vector<torch::Tensor>& parameters) {
   if (found == averagers_.end())
     found = averagers_.emplace(std::move(key), std::make_unique<distributed::GradientAverager>(parameters, bucket_bytes_))
                 .first;
+  const auto started = std::chrono::steady_clock::now();
   found->second->average(*group_);
+  traffic_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  traffic_.bytes += found->second->bytes_per_step();
+  ++traffic_.calls;
 }
 
 void DataParallel::broadcast(torch::nn::Module& module) {

@@ -94,6 +94,15 @@ class DataParallel final : public GradientSync {
   [[nodiscard]] std::int64_t sum(std::int64_t value);
   /// Returns when every rank has arrived.
   void barrier();
+
+  /// What gradient averaging has cost this rank so far: the calls, their
+  /// time (waiting for a slower rank included) and the bytes all-reduced.
+  struct Traffic {
+    std::int64_t calls = 0;
+    double seconds = 0.0;
+    std::int64_t bytes = 0;
+  };
+  [[nodiscard]] const Traffic& traffic() const { return traffic_; }
   /// Runs `action` on rank 0 alone (preparing the run directory, writing a
   /// checkpoint) and tells the others how it went: when it throws, rank 0
   /// rethrows and every other rank throws an error of the same exit code
@@ -104,12 +113,17 @@ class DataParallel final : public GradientSync {
   int rank_ = 0;
   int world_size_ = 1;
   std::int64_t bucket_bytes_;
+  Traffic traffic_;
   std::unique_ptr<distributed::ProcessGroup> group_;  // null for a single process
   // Gradient buckets per parameter list (the GAN averages three modules a
   // step; which parameters train changes after frozen epochs), kept so that
   // each step reuses its flat buffers.
   std::map<std::vector<const void*>, std::unique_ptr<distributed::GradientAverager>> averagers_;
 };
+
+/// Rank `rank` of `world_size`'s share of `plan.order`, as DataParallel::shard
+/// takes it (exposed for tests).
+void take_share(stages::EpochPlan& plan, int rank, int world_size);
 
 /// Where a pretext task may write artefacts of its own
 /// (TrainingContext::run_directory): the run directory on rank 0; on the

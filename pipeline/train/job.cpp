@@ -145,6 +145,7 @@ toml::table Job::run(Progress& progress) {
                 " test images)");
 
   const auto pretrained = run_pretext(dir, progress, summary);
+  pretext_traffic_ = parallel_->traffic();
   stop_if_requested("after the pretext phase");
   summary.insert("transfer", toml::table{});
   const EvaluationData evaluation{decode_subset(train_, split_.validation),
@@ -157,6 +158,19 @@ toml::table Job::run(Progress& progress) {
 
   const double wall = std::chrono::duration<double>(Clock::now() - started).count();
   summary.insert("wall_seconds", wall);
+  if (parallel_->distributed()) {
+    // Rank 0's view of the pretext phase's gradient averaging (this
+    // session's), for the scaling model in docs/distributed.md.
+    const DataParallel::Traffic& traffic = pretext_traffic_;
+    const double calls = static_cast<double>(std::max<std::int64_t>(1, traffic.calls));
+    toml::table section;
+    section.insert("world_size", static_cast<std::int64_t>(parallel_->world_size()));
+    section.insert("pretext_allreduce_calls", traffic.calls);
+    section.insert("pretext_allreduce_seconds", traffic.seconds);
+    section.insert("pretext_allreduce_ms_per_call", 1000.0 * traffic.seconds / calls);
+    section.insert("pretext_gradient_bytes_per_call", static_cast<double>(traffic.bytes) / calls);
+    summary.insert("distributed", std::move(section));
+  }
   summary.insert("data_wait_fraction", graph_seconds_ > 0 ? wait_seconds_ / graph_seconds_ : 0.0);
   dir.flush_metrics();
   dir.write_summary(summary);

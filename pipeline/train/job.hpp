@@ -108,6 +108,7 @@ class Job {
   Compute compute_;
   // Shared with the optimisers the host makes (they average gradients through it).
   std::shared_ptr<DataParallel> parallel_;
+  DataParallel::Traffic pretext_traffic_;  // gradient averaging in the pretext phase
   data::ImageSet train_;
   data::ImageSet test_;
   data::Split split_;
