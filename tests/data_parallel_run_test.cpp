@@ -139,6 +139,23 @@ TEST_F(DataParallelRun, AKilledRankEndsTheOtherNamingItAndAResumeMatchesAnUninte
   EXPECT_NE(alone.output.find("pretext launch --nproc-per-node 2 -- resume"), std::string::npos) << alone.output;
 }
 
+TEST_F(DataParallelRun, TasksWithTheirOwnOptimisersAndTheSemiSupervisedModeTrainInStep) {
+  // The GAN steps its own two Adams: its gradients are averaged through
+  // TrainingContext::gradients_finite, or the replica check at the end of
+  // each epoch would stop the run. The semi-supervised mode splits two
+  // batches (labelled, and mu x unlabelled) between the ranks.
+  const ChildExit gan = launch(run_args(dir_ / "gan", {"--set", "pretext.plugin=\"gan\"", "--set", "data.pad_to=32"}));
+  ASSERT_TRUE(gan.exited && gan.code == 0) << gan.output;
+  EXPECT_NE(testing::read_file(dir_ / "gan" / "summary.json").find("\"world_size\" : 2"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir_ / "gan" / "samples-epoch-2.png")) << "rank 0 writes the sample grids";
+
+  const ChildExit semi = launch(run_args(
+      dir_ / "semi", {"--set", "transfer.modes=[\"semi\"]", "--set", "transfer.semi.epochs=1", "--set",
+                      "transfer.semi.strong_stages=[{ name = \"rand_augment\" }]", "--set", "transfer.semi.mu=2"}));
+  ASSERT_TRUE(semi.exited && semi.code == 0) << semi.output;
+  EXPECT_NE(testing::read_file(dir_ / "semi" / "metrics.csv").find("transfer.semi,1,mask_rate,"), std::string::npos);
+}
+
 TEST_F(DataParallelRun, RanksWithDifferentConfigsAreRefusedNamingTheKey) {
   const int port = distributed::pick_free_port();
   PretextProcess rank0(run_args(dir_ / "run"), rank_of(0, 2, port));
