@@ -58,6 +58,15 @@ class TrainingDiverged : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// A collective of a data-parallel run failed: another rank exited, crashed
+/// or stopped answering within distributed.timeout. Raised inside the host's
+/// optimisers and TrainingContext calls, so plugin guards let it pass: the
+/// plugin that was running is not at fault.
+class RankLost : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 /// The run stopped on request after writing a checkpoint. `signal` is the
 /// signal that asked (2: SIGINT, 15: SIGTERM); the exit code is 128 + signal.
 class RunInterrupted : public std::runtime_error {
@@ -90,6 +99,8 @@ class RunInterrupted : public std::runtime_error {
     throw PluginFault(e.what() + context);
   } catch (const TrainingDiverged& e) {
     throw TrainingDiverged(e.what() + context);
+  } catch (const RankLost& e) {
+    throw RankLost(e.what() + context);
   } catch (const std::exception& e) {
     throw std::runtime_error(e.what() + context);
   }
@@ -110,6 +121,7 @@ inline ErrorReport report_of(const std::exception& error) {
   if (dynamic_cast<const InputError*>(&error) != nullptr) return {2, "input error"};
   if (dynamic_cast<const PluginError*>(&error) != nullptr) return {2, "plugin error"};
   if (dynamic_cast<const PluginFault*>(&error) != nullptr) return {1, "plugin fault"};
+  if (dynamic_cast<const RankLost*>(&error) != nullptr) return {1, "lost a rank"};
   if (const auto* interrupted = dynamic_cast<const RunInterrupted*>(&error)) return {128 + interrupted->signal(), ""};
   return {1, "error"};
 }

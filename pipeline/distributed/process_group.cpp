@@ -31,6 +31,7 @@ using std::chrono::milliseconds;
 const std::string kGroupPrefix = "pretext/default/";
 std::string joined_key(int rank) { return "joined/" + std::to_string(rank); }
 std::string arrived_key(int rank) { return "arrived/" + std::to_string(rank); }
+std::string failed_key(int rank) { return "failed/" + std::to_string(rank); }
 const std::string kWorldSizeKey = "world_size";
 
 std::string seconds(milliseconds duration) {
@@ -233,6 +234,12 @@ std::string ProcessGroup::Impl::who_is_missing(std::uint64_t number) {
     store->setTimeout(std::min(timeout, milliseconds(5000)));
     for (int r = 0; r < env.world_size; ++r) {
       if (r == env.rank) continue;
+      // A rank that failed said why before it exited: that is the cause to report.
+      if (store->check({failed_key(r)})) {
+        const auto why = store->get(failed_key(r));
+        behind.push_back("rank " + std::to_string(r) + " failed: " + std::string(why.begin(), why.end()));
+        continue;
+      }
       const auto mark = store->get(arrived_key(r));
       const std::uint64_t last = std::stoull(std::string(mark.begin(), mark.end()));
       if (last >= number) {
@@ -268,11 +275,19 @@ void ProcessGroup::Impl::collective(const char* name, MakeWork make_work) {
     // gloo names the peer by address; the marks below name it by rank.
     const bool closed = what.find("Connection closed") != std::string::npos ||
                         what.find("Connection reset") != std::string::npos;
-    throw std::runtime_error(std::string(name) + " #" + std::to_string(number) + " on rank " +
+    throw RankLost(std::string(name) + " #" + std::to_string(number) + " on rank " +
                              std::to_string(env.rank) + " of " + std::to_string(env.world_size) + " failed after " +
                              seconds_since(start) + " (timeout " + seconds(timeout) + "): " + what +
                              (closed ? " (a peer closed its connection: it exited or crashed)" : "") + "; " +
                              who_is_missing(number));
+  }
+}
+
+void ProcessGroup::report_failure(const std::string& message) noexcept {
+  if (impl_ == nullptr || !impl_->env.distributed()) return;
+  try {
+    impl_->store->set(failed_key(impl_->env.rank), std::vector<std::uint8_t>(message.begin(), message.end()));
+  } catch (...) {  // the store is gone too (rank 0 exited): the others say so themselves
   }
 }
 
@@ -415,7 +430,11 @@ std::vector<std::string> ProcessGroup::all_gather_strings(const std::string& top
   if (world_size() == 1) return {value};
   Impl& g = *impl_;
   const std::string prefix = "gather/" + std::to_string(++g.exchanges) + "/";
-  g.store->set(prefix + std::to_string(rank()), std::vector<std::uint8_t>(value.begin(), value.end()));
+  // One byte before the value: TCPStore's wait takes a key whose value is
+  // empty for one not yet set, and would only return at a retry.
+  std::vector<std::uint8_t> stored{'='};
+  stored.insert(stored.end(), value.begin(), value.end());
+  g.store->set(prefix + std::to_string(rank()), stored);
   std::vector<std::string> keys;
   std::vector<int> ranks;
   for (int r = 0; r < world_size(); ++r) {
@@ -430,7 +449,7 @@ std::vector<std::string> ProcessGroup::all_gather_strings(const std::string& top
   std::vector<std::string> values;
   for (const auto& key : keys) {
     const auto bytes = g.store->get(key);
-    values.emplace_back(bytes.begin(), bytes.end());
+    values.emplace_back(bytes.begin() + (bytes.empty() ? 0 : 1), bytes.end());
   }
   return values;
 }

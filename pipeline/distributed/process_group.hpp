@@ -53,6 +53,10 @@ class ProcessGroup {
   void all_reduce_mean(std::vector<torch::Tensor>& tensors);
   /// Returns once every rank has called it.
   void barrier();
+  /// Leaves `message` in the store as this rank's reason for stopping, so
+  /// that a peer whose collective then fails names the cause, not only the
+  /// lost connection. Call it on the way out; it never throws.
+  void report_failure(const std::string& message) noexcept;
 
   /// The store every rank shares. `set` overwrites; `get` waits up to the
   /// timeout for another rank to set the key, then fails naming the key.

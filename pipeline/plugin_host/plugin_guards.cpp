@@ -166,6 +166,8 @@ void rethrow_as_plugin_fault(const std::string& plugin, const char* where) {
     throw;
   } catch (const InputError&) {
     throw;
+  } catch (const RankLost&) {
+    throw;  // a collective the host ran inside the call (an optimiser's step) lost a peer
   } catch (const c10::Error& error) {
     throw fault(error.what_without_backtrace());  // LibTorch's backtrace would bury the message
   } catch (const std::exception& error) {

@@ -74,6 +74,8 @@ void DataParallel::average(const std::vector<torch::Tensor>& parameters) {
   ++traffic_.calls;
 }
 
+void DataParallel::forget_buckets() { averagers_.clear(); }
+
 void DataParallel::broadcast(torch::nn::Module& module) {
   if (group_ != nullptr) distributed::broadcast_module_state(module, *group_, 0);
 }
@@ -120,6 +122,15 @@ void DataParallel::check_replicas(const std::vector<torch::Tensor>& parameters, 
 
 void DataParallel::sum(EpochTotals& totals) {
   if (group_ == nullptr) return;
+  // Summed by position: every rank must report the same task metrics.
+  std::string names;
+  for (const auto& [name, value] : totals.extra_sum) names += name + " ";
+  const auto all_names = group_->all_gather_strings("the task's metric names", names);
+  for (std::size_t r = 1; r < all_names.size(); ++r)
+    if (all_names[r] != all_names[0])
+      throw std::runtime_error("the ranks' steps reported different metrics this epoch: rank 0 [" + all_names[0] +
+                               "], rank " + std::to_string(r) + " [" + all_names[r] +
+                               "]; a task's StepResult::extra must name the same metrics at every step");
   std::vector<double> values{static_cast<double>(totals.samples), totals.loss_sum,
                              static_cast<double>(totals.correct), static_cast<double>(totals.counted)};
   for (const auto& [name, value] : totals.extra_sum) values.push_back(value);
@@ -171,6 +182,10 @@ void DataParallel::on_rank0(const std::string& what, const std::function<void()>
   const std::string message = "rank 0 stopped at " + what + ": " + outcome.substr(space + 1);
   if (outcome.substr(0, space) == "2") throw UsageError(message);
   throw std::runtime_error(message);
+}
+
+void DataParallel::report_failure(const std::string& message) noexcept {
+  if (group_ != nullptr) group_->report_failure(message);
 }
 
 void DataParallel::barrier() {

@@ -103,6 +103,10 @@ class DataParallel final : public GradientSync {
     std::int64_t bytes = 0;
   };
   [[nodiscard]] const Traffic& traffic() const { return traffic_; }
+  /// This rank stops with `message`: the others' errors will quote it.
+  void report_failure(const std::string& message) noexcept;
+  /// Drops the gradient buckets of a phase that has ended (their buffers).
+  void forget_buckets();
   /// Runs `action` on rank 0 alone (preparing the run directory, writing a
   /// checkpoint) and tells the others how it went: when it throws, rank 0
   /// rethrows and every other rank throws an error of the same exit code

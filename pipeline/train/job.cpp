@@ -6,6 +6,7 @@
 #include <ctime>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "common/atomic_file.hpp"
@@ -111,6 +112,15 @@ void Job::load_data() {
   split_ = data::split_indices(train_.size(), d.labelled, d.validation, d.unlabelled, options().seed, train_.origin);
   if (split_.unlabelled.empty() && options().pretext.epochs > 0)
     throw InputError("no unlabelled images left in " + train_.origin + " for the pretext task");
+  // Each rank trains on its equal share: a set smaller than that leaves a rank nothing.
+  const auto ranks = static_cast<std::size_t>(parallel_->world_size());
+  if (split_.labelled.size() < ranks)
+    throw ConfigError(assembled_.where("data.labelled") + ": data.labelled = " + std::to_string(d.labelled) +
+                      " images cannot be shared by " + std::to_string(ranks) + " ranks: expected at least one each");
+  if (options().pretext.epochs > 0 && split_.unlabelled.size() < ranks)
+    throw InputError(train_.origin + ": " + std::to_string(split_.unlabelled.size()) +
+                     " unlabelled images cannot be shared by " + std::to_string(ranks) +
+                     " ranks: expected at least one each");
   for (const auto& mode : options().transfer.modes)
     if (split_.unlabelled.empty() && transfer_mode(mode).uses_unlabelled())
       throw ConfigError(assembled_.where("transfer.modes") + ": transfer.modes: the semi-supervised mode '" + mode +
@@ -120,19 +130,33 @@ void Job::load_data() {
 }
 
 toml::table Job::run(Progress& progress) {
+  try {
+    return run_phases(progress);
+  } catch (const RunInterrupted&) {
+    throw;  // every rank stops at the same step, together
+  } catch (const std::exception& e) {
+    // A rank that stops alone says why, so that the others name the cause.
+    parallel_->report_failure(e.what());
+    throw;
+  }
+}
+
+toml::table Job::run_phases(Progress& progress) {
   const auto started = Clock::now();
   torch::set_num_threads(static_cast<int>(options().threads));
   if (!parallel_->writes()) progress.mute();  // rank 0 speaks for the job
-  parallel_->on_rank0("preparing the run directory", [&] { prepare_run_directory(progress); });
-  artefacts::RunDirectory dir = parallel_->writes() ? artefacts::RunDirectory(out_)
-                                                    : artefacts::RunDirectory(out_, artefacts::RunDirectory::ReadOnly{});
-  if (!resume_) dir.write_resolved_config(resolved_config());  // on resume it is the config this Job was read from
+  std::optional<artefacts::RunDirectory> created;
+  parallel_->on_rank0("preparing the run directory", [&] {
+    prepare_run_directory(progress);
+    created.emplace(out_);
+    if (!resume_) created->write_resolved_config(resolved_config());  // on resume: the config this Job was read from
+    write_network_shape(*created, NetworkShape{train_.shape, classes_});  // export and embed rebuild the networks
+    if (!class_names_.empty()) write_file_atomically(created->classes(), data::classes_toml(class_names_));
+  });
+  artefacts::RunDirectory dir = created ? std::move(*created)
+                                        : artefacts::RunDirectory(out_, artefacts::RunDirectory::ReadOnly{});
   // Checkpoints record it; only rank 0 writes them, and on resume every rank reads the same file.
   if (dir.writes() || resume_) config_hash_ = config_hash(read_text_file(dir.config()));
-  if (dir.writes()) {
-    write_network_shape(dir, NetworkShape{train_.shape, classes_});  // export and embed rebuild the networks from it
-    if (!class_names_.empty()) write_file_atomically(dir.classes(), data::classes_toml(class_names_));
-  }
 
   toml::table summary;
   summary.insert("seed", static_cast<std::int64_t>(options().seed));
@@ -172,17 +196,16 @@ toml::table Job::run(Progress& progress) {
     summary.insert("distributed", std::move(section));
   }
   summary.insert("data_wait_fraction", graph_seconds_ > 0 ? wait_seconds_ / graph_seconds_ : 0.0);
-  dir.flush_metrics();
-  dir.write_summary(summary);
-  if (dir.writes()) {
+  parallel_->on_rank0("writing the summary", [&] {
+    dir.flush_metrics();
+    dir.write_summary(summary);
     try {
       report::write_run_report(dir.path());  // report.html and charts/*.svg, from the files just written
     } catch (const std::exception& e) {
       // The results are safely on disk; a report can be made later with `pretext report`.
       progress.line("pretext: warning: could not write the report: " + std::string(e.what()));
     }
-  }
-  parallel_->barrier();  // the other ranks end once the summary is written
+  });  // the other ranks end once the summary is written
   progress.line("done in " + format_fixed(wall, 1) + " s; trainer waited for data " +
                 format_percent(graph_seconds_ > 0 ? wait_seconds_ / graph_seconds_ : 0.0) +
                 "% of the time; summary in " + dir.summary_json().string());
@@ -201,6 +224,7 @@ std::shared_ptr<Backbone> Job::run_pretext(artefacts::RunDirectory& dir, Progres
       scratch.path().string(), [this](const std::string& name) { return assembled_.loss_with_defaults(name); },
       options().trainer.check_gradients, parallel_->distributed() ? parallel_ : nullptr);
   guard_plugin_call(label, "PretextTask::setup", [&] { task.setup(context); });
+  pretext_context_ = &context;
   // Faults in make_views name the task; its views are checked (view_contract.hpp).
   const GuardedViewMaker task_views(
       task, label, options().trainer.check_views == "basic" ? ViewChecks::basic : ViewChecks::guarded);
@@ -255,8 +279,9 @@ std::shared_ptr<Backbone> Job::run_pretext(artefacts::RunDirectory& dir, Progres
     }
     end_epoch_replicas(task, context);
     guard_plugin_call(label, "PretextTask::end_epoch", [&] { task.end_epoch(static_cast<int>(epoch)); });
-    if (auto* sampler = dynamic_cast<Sampler*>(&task); sampler != nullptr && dir.writes())
-      write_sample_grid(*sampler, kSampleGridCount, dir.samples(epoch + 1));
+    if (auto* sampler = dynamic_cast<Sampler*>(&task))
+      parallel_->on_rank0("writing " + dir.samples(epoch + 1).string(),
+                          [&] { write_sample_grid(*sampler, kSampleGridCount, dir.samples(epoch + 1)); });
     state.seconds += last.seconds;
     wait_seconds_ += last.wait_seconds;
     graph_seconds_ += last.seconds;
@@ -272,6 +297,8 @@ std::shared_ptr<Backbone> Job::run_pretext(artefacts::RunDirectory& dir, Progres
     record.print(progress);
   }
   if (p.epochs == 0) save_pretext_checkpoint(dir);
+  pretext_context_ = nullptr;
+  parallel_->forget_buckets();
 
   toml::table section;
   section.insert("final_loss", last.loss);
@@ -302,6 +329,7 @@ void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>&
   in.classes = classes_;
   in.parallel = parallel_.get();
   const TransferResult r = pretext::run_transfer(in, dir, progress);
+  parallel_->forget_buckets();
   parallel_->on_rank0("writing " + dir.transfer_networks(mode).string(),
                       [&] { save_transfer_networks(dir.transfer_networks(mode), *r.backbone, *r.head); });
   wait_seconds_ += r.wait_seconds;

@@ -64,11 +64,17 @@ class Job {
   /// without a launcher) and checks that every rank runs the same config.
   void join_ranks();
   void load_data();
+  toml::table run_phases(Progress& progress);
   // Keeping the ranks in step (job_parallel.cpp).
   /// Every rank takes rank 0's task state; then each draws its own randomness.
   void start_replicas(PretextTask& task);
   /// Batch-norm statistics averaged over the ranks, and the replicas checked equal.
   void end_epoch_replicas(PretextTask& task, const HostTrainingContext& context);
+  /// The statistics alone: also before a step checkpoint, which holds rank
+  /// 0's task only, so that the ranks resume from the same state and a run
+  /// resumed from it matches one that was not interrupted (which averaged
+  /// at the same steps).
+  void average_task_buffers(PretextTask& task, const HostTrainingContext& context);
   std::shared_ptr<Backbone> run_pretext(artefacts::RunDirectory& dir, Progress& progress, toml::table& summary);
 
   // Interrupting and continuing (job_resume.cpp).
@@ -108,7 +114,8 @@ class Job {
   Compute compute_;
   // Shared with the optimisers the host makes (they average gradients through it).
   std::shared_ptr<DataParallel> parallel_;
-  DataParallel::Traffic pretext_traffic_;  // gradient averaging in the pretext phase
+  DataParallel::Traffic pretext_traffic_;
+  const HostTrainingContext* pretext_context_ = nullptr;  // while the pretext phase runs  // gradient averaging in the pretext phase
   data::ImageSet train_;
   data::ImageSet test_;
   data::Split split_;

@@ -1,6 +1,7 @@
 // The parts of Job that keep the ranks of a data-parallel run in step:
 // the same task state to begin with, and after each epoch the same batch-norm
 // statistics and a check that the replicas are still equal.
+#include <algorithm>
 #include <sstream>
 
 #include "pipeline/plugin_host/plugin_guards.hpp"
@@ -35,14 +36,19 @@ void Job::start_replicas(PretextTask& task) {
   }
 }
 
-void Job::end_epoch_replicas(PretextTask& task, const HostTrainingContext& context) {
+void Job::average_task_buffers(PretextTask& task, const HostTrainingContext& context) {
   if (!parallel_->distributed()) return;
   auto modules = context.known_modules();
   torch::nn::Module* backbone = task.backbone().get();
   if (std::find(modules.begin(), modules.end(), backbone) == modules.end()) modules.push_back(backbone);
   // Averaged once each: the mean of equal values need not be exactly that value.
   for (torch::nn::Module* module : modules) parallel_->average_buffers(*module);
-  parallel_->check_replicas(backbone->parameters(), "the pretext backbone (" + assembled_.task_label() + ")");
+}
+
+void Job::end_epoch_replicas(PretextTask& task, const HostTrainingContext& context) {
+  if (!parallel_->distributed()) return;
+  average_task_buffers(task, context);
+  parallel_->check_replicas(task.backbone()->parameters(), "the pretext backbone (" + assembled_.task_label() + ")");
 }
 
 }  // namespace pretext

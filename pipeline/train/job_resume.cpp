@@ -2,12 +2,12 @@
 // to overwrite a run, writing and restoring checkpoints, and stopping after a
 // step or between phases on request.
 #include <filesystem>
+#include <mutex>
 
 #include "common/atomic_file.hpp"
 #include "common/errors.hpp"
 #include "pipeline/train/job.hpp"
-
-#include <mutex>
+#include "pipeline/train/training_context.hpp"
 
 namespace pretext {
 
@@ -61,8 +61,12 @@ void Job::after_pretext_step(PretextProgress& state, const EpochTotals& totals, 
   // A step checkpoint at an epoch's last step would be replaced by the epoch's own one at once.
   const bool due = every > 0 && state.global_step % every == 0 && totals.steps < steps_per_epoch;
   if (signal == 0 && !due) return;
-  // The checkpoint holds the epoch's figures so far over all ranks.
-  if (parallel_->distributed()) state.totals = sum_over_ranks(totals, epoch_start, *parallel_);
+  if (parallel_->distributed()) {
+    // The checkpoint holds the epoch's figures so far over all ranks, and
+    // rank 0's task, with statistics the ranks now share.
+    state.totals = sum_over_ranks(totals, epoch_start, *parallel_);
+    average_task_buffers(*assembled_.task(), *pretext_context_);
+  }
   const auto file = write_step_checkpoint(state, dir);
   if (signal != 0)
     throw RunInterrupted("interrupted at epoch " + std::to_string(epoch + 1) + " step " + std::to_string(totals.steps) +
