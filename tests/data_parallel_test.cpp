@@ -14,39 +14,20 @@
 #include "pipeline/config/run_options.hpp"
 #include "pipeline/distributed/local_launcher.hpp"
 #include "pipeline/train/compute.hpp"
+#include "pipeline/train/trainer.hpp"
+#include "support/loopback_ranks.hpp"
 
 namespace pretext {
 namespace {
 
-distributed::DistributedEnvironment environment_of(int rank, int world_size, int port) {
-  distributed::DistributedEnvironment e;
-  e.rank = rank;
-  e.world_size = world_size;
-  e.local_rank = rank;
-  e.local_world_size = world_size;
-  e.master_addr = "127.0.0.1";
-  e.master_port = port;
-  return e;
-}
-
 // `body(rank, parallel)` on a thread per rank; rethrows the first failure.
 void run_ranks(int world_size, const std::function<void(int, const std::shared_ptr<DataParallel>&)>& body) {
   const int port = distributed::pick_free_port();
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(world_size));
-  std::vector<std::thread> threads;
-  for (int rank = 0; rank < world_size; ++rank)
-    threads.emplace_back([&, rank] {
-      try {
-        auto parallel = std::make_shared<DataParallel>(environment_of(rank, world_size, port),
-                                                       std::chrono::seconds(20), std::int64_t{1} << 20);
-        body(rank, parallel);
-      } catch (...) {
-        errors[static_cast<std::size_t>(rank)] = std::current_exception();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (auto& error : errors)
-    if (error) std::rethrow_exception(error);
+  testing::on_rank_threads(world_size, [&](int rank) {
+    const auto parallel = std::make_shared<DataParallel>(testing::loopback_environment(rank, world_size, port),
+                                                         std::chrono::seconds(20), std::int64_t{1} << 20);
+    body(rank, parallel);
+  });
 }
 
 torch::nn::Sequential small_net() {
@@ -141,6 +122,54 @@ TEST(DataParallel, EachRankReadsADisjointShareAndTogetherTheyCoverTheEpoch) {
     EXPECT_EQ(std::set<std::uint32_t>(seen.begin(), seen.end()).size(), used) << "an image read twice";
     EXPECT_EQ(std::multiset<std::uint32_t>(full.order.begin(), full.order.begin() + static_cast<std::ptrdiff_t>(used)),
               seen);
+  }
+}
+
+// A backbone and head of plain layers, for evaluate_accuracy.
+class FlatBackbone final : public Backbone {
+ public:
+  FlatBackbone() { linear_ = register_module("linear", torch::nn::Linear(3 * 4 * 4, 8)); }
+  torch::Tensor forward(torch::Tensor images) override { return torch::relu(linear_->forward(images.flatten(1))); }
+  [[nodiscard]] FeatureShape feature_shape() const override { return {8, 1, 1}; }
+
+ private:
+  torch::nn::Linear linear_{nullptr};
+};
+class LinearHead final : public Head {
+ public:
+  LinearHead() { linear_ = register_module("linear", torch::nn::Linear(8, 3)); }
+  torch::Tensor forward(torch::Tensor features) override { return linear_->forward(features); }
+
+ private:
+  torch::nn::Linear linear_{nullptr};
+};
+
+TEST(DataParallel, SharedEvaluationGivesTheFigureOfOneProcess) {
+  // Each rank its own replica (made alike from one seed), as each process has.
+  struct Replica {
+    FlatBackbone backbone;
+    LinearHead head;
+  };
+  auto replica = [] {
+    torch::manual_seed(3);
+    return std::make_unique<Replica>();
+  };
+  LabelledTensors data{torch::rand({103, 3, 4, 4}), torch::randint(0, 3, {103})};  // 103: a ragged last batch
+  Compute compute;
+  compute.channels_last = false;
+  const auto one = replica();
+  const double alone = evaluate_accuracy(one->backbone, one->head, data, compute, 10);
+  ASSERT_GT(alone, 0.0);
+  for (const int world_size : {2, 3}) {
+    std::vector<std::unique_ptr<Replica>> replicas;
+    for (int r = 0; r < world_size; ++r) replicas.push_back(replica());
+    std::vector<double> shared(static_cast<std::size_t>(world_size));
+    run_ranks(world_size, [&](int rank, const std::shared_ptr<DataParallel>& parallel) {
+      Replica& mine = *replicas[static_cast<std::size_t>(rank)];
+      shared[static_cast<std::size_t>(rank)] =
+          evaluate_accuracy(mine.backbone, mine.head, data, compute, 10, parallel.get());
+    });
+    for (const double figure : shared) EXPECT_EQ(figure, alone) << world_size << " ranks";
   }
 }
 

@@ -26,6 +26,7 @@
 #include "pipeline/distributed/launch_environment.hpp"
 #include "pipeline/distributed/local_launcher.hpp"
 #include "pipeline/distributed/process_group.hpp"
+#include "support/loopback_ranks.hpp"
 
 namespace pretext::distributed {
 namespace {
@@ -43,14 +44,7 @@ std::function<const char*(const char*)> fake_environment(const std::map<std::str
 }
 
 DistributedEnvironment environment_of(int rank, int world_size, int port) {
-  DistributedEnvironment e;
-  e.rank = rank;
-  e.world_size = world_size;
-  e.local_rank = rank;
-  e.local_world_size = world_size;
-  e.master_addr = "127.0.0.1";
-  e.master_port = port;
-  return e;
+  return testing::loopback_environment(rank, world_size, port);
 }
 
 double seconds_since(Clock::time_point start) {
@@ -62,20 +56,10 @@ double seconds_since(Clock::time_point start) {
 void run_ranks(int world_size, const std::function<void(int, ProcessGroup&)>& body,
                milliseconds timeout = milliseconds(10000)) {
   const int port = pick_free_port();
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(world_size));
-  std::vector<std::thread> threads;
-  for (int rank = 0; rank < world_size; ++rank)
-    threads.emplace_back([&, rank] {
-      try {
-        ProcessGroup group(environment_of(rank, world_size, port), timeout);
-        body(rank, group);
-      } catch (...) {
-        errors[static_cast<std::size_t>(rank)] = std::current_exception();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (auto& error : errors)
-    if (error) std::rethrow_exception(error);
+  testing::on_rank_threads(world_size, [&](int rank) {
+    ProcessGroup group(environment_of(rank, world_size, port), timeout);
+    body(rank, group);
+  });
 }
 
 // Each rank's exception message ("" for none), for tests where all ranks fail.
