@@ -11,6 +11,7 @@
 
 #include "pipeline/config/section.hpp"
 #include "pipeline/plugin_host/plugin_host.hpp"
+#include "pipeline/report/metrics_reader.hpp"
 #include "pipeline/train/job.hpp"
 #include "pipeline/train/transfer.hpp"
 #include "support/synthetic_idx.hpp"
@@ -51,6 +52,36 @@ TEST(PseudoLabels, ExactlyTheRowsAtOrAboveTheThresholdCountAndTheLossIsTheirMean
 
   EXPECT_EQ(pseudo_label_loss(weak, strong, 1.0).kept, 0) << "nothing is that sure";
   EXPECT_EQ(pseudo_label_loss(weak, strong, 0.3).kept, 4);
+}
+
+TEST(SelfAdaptiveThreshold, FollowsTheConfidenceGloballyAndPerClassAsHandComputed) {
+  SelfAdaptiveThreshold threshold(2, 0.5);
+  EXPECT_DOUBLE_EQ(threshold.global_level(), 0.5) << "starts at 1 / classes";
+  // Rows predict class 0 (0.9) and class 1 (0.7). Batch: mean top 0.8, class means 0.6 and 0.4.
+  const torch::Tensor p = torch::tensor({0.9F, 0.1F, 0.3F, 0.7F}).reshape({2, 2});
+  const torch::Tensor t = threshold(p);
+  // global 0.5 * 0.5 + 0.5 * 0.8 = 0.65; classes 0.55 and 0.45; class 1 scaled by 0.45 / 0.55.
+  EXPECT_NEAR(threshold.global_level(), 0.65, 1e-6);  // float probabilities
+  ASSERT_EQ(t.size(0), 2);
+  EXPECT_NEAR(t[0].item<double>(), 0.65, 1e-6);
+  EXPECT_NEAR(t[1].item<double>(), 0.65 * 0.45 / 0.55, 1e-6);
+  // A second batch moves the averages on: only class 0, all sure.
+  const torch::Tensor sure = torch::tensor({1.0F, 0.0F}).reshape({1, 2});
+  const torch::Tensor t2 = threshold(sure);
+  EXPECT_NEAR(threshold.global_level(), 0.5 * 0.65 + 0.5 * 1.0, 1e-6);
+  EXPECT_NEAR(t2[0].item<double>(), 0.825, 1e-6) << "class 0 now leads, so its bar is the global level";
+}
+
+TEST(SelfAdaptiveThreshold, LowersTheBarForTheClassTheModelIsUnsureOf) {
+  SelfAdaptiveThreshold threshold(2, 0.5);
+  const torch::Tensor weak_logits = torch::log(torch::tensor({0.9F, 0.1F, 0.3F, 0.7F}).reshape({2, 2}));
+  const torch::Tensor strong_logits = torch::zeros({2, 2});
+  // A fixed 0.95 keeps neither row; the adaptive bars (0.65 and 0.53) keep both.
+  EXPECT_EQ(pseudo_label_loss(weak_logits, strong_logits, 0.95).kept, 0);
+  const PseudoLabels adaptive =
+      pseudo_label_loss(weak_logits, strong_logits, [&](const torch::Tensor& p) { return threshold(p); });
+  EXPECT_EQ(adaptive.kept, 2);
+  EXPECT_NEAR(adaptive.loss.item<double>(), std::log(2.0), 1e-6) << "uniform strong logits: CE ln 2 per kept row";
 }
 
 TEST(WeightAverage, MovesEachParameterTowardsTheCurrentOneAndCopiesBuffers) {
@@ -172,6 +203,21 @@ TEST_F(SemiSupervisedTransfer, BeatsLabelledOnlyTrainingWhenTheUnlabelledImagesT
   // semi-supervised mode gets 0.73.
   EXPECT_GE(semi.val_accuracy, labelled_only.val_accuracy + 0.08);
   EXPECT_GE(semi.val_accuracy, 0.85);
+}
+
+TEST_F(SemiSupervisedTransfer, TheAuxiliaryRotationHeadLearnsAndItsLossIsRecorded) {
+  options_.transfer.semi.epochs = 4;
+  options_.transfer.semi.steps_per_epoch = 60;
+  options_.transfer.semi.rotation_weight = 1.0;
+  transfer("semi_scratch");
+  const report::RunMetrics metrics = report::read_metrics_csv(dir_ / "semi_scratch" / "metrics.csv");
+  const auto* rotation = metrics.find("transfer.semi_scratch", "rotation_loss");
+  ASSERT_NE(rotation, nullptr) << "rotation_loss is recorded";
+  ASSERT_EQ(rotation->size(), 4U) << "one a semi-supervised epoch";
+  for (const auto& point : *rotation) std::cout << "rotation loss, epoch " << point.epoch << ": " << point.value << '\n';
+  // Chance is ln 4 = 1.386 for four turns; a blob on a moon shows its turn.
+  EXPECT_LT(rotation->back().value, rotation->front().value);
+  EXPECT_LT(rotation->back().value, 1.2);
 }
 
 TEST(SemiSupervisedConfig, RunsUnchangedOnAFolderOfColourImages) {

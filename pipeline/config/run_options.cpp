@@ -93,10 +93,18 @@ SemiSupervisedOptions read_semi_supervised(config::Section& s) {
   o.threshold = s.number("threshold", o.threshold, 0.0, 1.0,
                          "tau: a pseudo-label counts when its top probability is at least this, in (0, 1]");
   if (o.threshold <= 0.0) s.fail("threshold", "a confidence in (0, 1]; 0 would keep every pseudo-label");
+  o.thresholding = s.choice("thresholding", o.thresholding, {"fixed", "self_adaptive"},
+                            "how pseudo-labels are kept: fixed (top probability >= threshold) or self_adaptive "
+                            "(FreeMatch: a per-class threshold that follows the model's confidence)");
+  o.threshold_momentum = s.number("threshold_momentum", o.threshold_momentum, 0.0, 0.999999,
+                                  "self_adaptive: momentum of the confidence averages the thresholds follow");
   o.unlabelled_weight = s.number("unlabelled_weight", o.unlabelled_weight, 0.0, 1000.0,
                                  "lambda_u: weight of the unlabelled (pseudo-label) loss");
   o.ema_decay = s.number("ema_decay", o.ema_decay, 0.0, 0.999999,
                          "decay of the weights' exponential moving average, which is evaluated and saved; 0: none");
+  o.rotation_weight = s.number("rotation_weight", o.rotation_weight, 0.0, 1000.0,
+                               "weight of an auxiliary loss predicting the rotation (0/90/180/270) of unlabelled "
+                               "images, through a 4-way head of its own; 0: none");
   return o;
 }
 

@@ -79,8 +79,11 @@ struct SemiSupervisedOptions {
   std::int64_t steps_per_epoch = 0;  // 0: one pass over the unlabelled images
   std::int64_t mu = 7;               // unlabelled images per labelled image in a step
   double threshold = 0.95;           // tau: the confidence a pseudo-label needs
+  std::string thresholding = "fixed";  // fixed: tau | self_adaptive: FreeMatch's, from the model's confidence
+  double threshold_momentum = 0.999;   // self_adaptive: momentum of its moving averages
   double unlabelled_weight = 1.0;    // lambda_u: weight of the unlabelled loss
   double ema_decay = 0.999;          // EMA of the weights, evaluated and saved; 0: none
+  double rotation_weight = 0.0;      // auxiliary rotation loss on unlabelled images (0/90/180/270); 0: none
   // The strong view's stages ([[transfer.semi.strong_stages]]) are components: AssembledRun.
 };
 

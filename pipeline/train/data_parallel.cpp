@@ -161,6 +161,13 @@ std::int64_t DataParallel::sum(std::int64_t value) {
   return tensors[0].item<std::int64_t>();
 }
 
+torch::Tensor DataParallel::mean(const torch::Tensor& values) {
+  if (group_ == nullptr) return values;
+  std::vector<torch::Tensor> tensors{values.to(torch::kCPU).clone()};
+  group_->all_reduce_sum(tensors);
+  return tensors[0] / static_cast<double>(world_size_);
+}
+
 void DataParallel::on_rank0(const std::string& what, const std::function<void()>& action) {
   if (group_ == nullptr) {
     action();

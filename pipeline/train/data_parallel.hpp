@@ -92,6 +92,9 @@ class DataParallel final : public GradientSync {
   [[nodiscard]] std::int64_t max(std::int64_t value);
   /// An integer sum over the ranks (e.g. correct predictions).
   [[nodiscard]] std::int64_t sum(std::int64_t value);
+  /// The element-wise mean over the ranks of a small CPU tensor (e.g. a
+  /// batch's statistics that every rank must agree on).
+  [[nodiscard]] torch::Tensor mean(const torch::Tensor& values);
   /// Returns when every rank has arrived.
   void barrier();
 

@@ -13,17 +13,42 @@
 namespace pretext {
 
 PseudoLabels pseudo_label_loss(const torch::Tensor& weak_logits, const torch::Tensor& strong_logits, double threshold) {
+  return pseudo_label_loss(weak_logits, strong_logits,
+                           [threshold](const torch::Tensor&) { return torch::scalar_tensor(threshold); });
+}
+
+PseudoLabels pseudo_label_loss(const torch::Tensor& weak_logits, const torch::Tensor& strong_logits,
+                               const std::function<torch::Tensor(const torch::Tensor& probabilities)>& thresholds) {
   PseudoLabels out;
   const torch::Tensor probabilities = torch::softmax(weak_logits.detach().to(torch::kFloat), 1);
   auto [top, targets] = probabilities.max(1);
   out.targets = targets;
-  out.mask = top.ge(threshold).to(torch::kFloat);
+  out.mask = top.ge(thresholds(probabilities).to(top.device(), torch::kFloat)).to(torch::kFloat);
   out.kept = out.mask.sum().item<std::int64_t>();
   namespace F = torch::nn::functional;
   const torch::Tensor per_row =
       F::cross_entropy(strong_logits.to(torch::kFloat), targets, F::CrossEntropyFuncOptions().reduction(torch::kNone));
   out.loss = (per_row * out.mask).mean();
   return out;
+}
+
+SelfAdaptiveThreshold::SelfAdaptiveThreshold(std::int64_t classes, double momentum,
+                                             std::function<torch::Tensor(const torch::Tensor&)> mean_over_ranks)
+    : momentum_(momentum),
+      global_(1.0 / static_cast<double>(classes)),
+      classes_(torch::full({classes}, 1.0 / static_cast<double>(classes), torch::kDouble)),
+      mean_over_ranks_(std::move(mean_over_ranks)) {}
+
+torch::Tensor SelfAdaptiveThreshold::operator()(const torch::Tensor& probabilities) {
+  const torch::Tensor p = probabilities.detach().to(torch::kCPU, torch::kDouble);
+  auto [top, predicted] = p.max(1);
+  // One vector of this batch's statistics, so the ranks average them in one call.
+  torch::Tensor batch = torch::cat({top.mean().reshape({1}), p.mean(0)});
+  if (mean_over_ranks_) batch = mean_over_ranks_(batch);
+  global_ = momentum_ * global_ + (1.0 - momentum_) * batch[0].item<double>();
+  classes_.mul_(momentum_).add_(batch.slice(0, 1), 1.0 - momentum_);
+  const torch::Tensor per_class = classes_ / classes_.max() * global_;
+  return per_class.index_select(0, predicted).to(probabilities.device(), torch::kFloat);
 }
 
 void update_weight_average(torch::nn::Module& average, const torch::nn::Module& current, double decay) {
@@ -51,6 +76,29 @@ std::vector<std::uint32_t> cycled_order(const std::vector<std::uint32_t>& indice
     order.insert(order.end(), shuffled.begin(), shuffled.begin() + static_cast<std::ptrdiff_t>(take));
   }
   return order;
+}
+
+constexpr std::int64_t kRotations = 4;
+
+/// The rotation pretext task kept alive beside FixMatch (as in S4L, Zhai et
+/// al., 2019): the first `count` weak views, image i turned by (i mod 4) x 90
+/// degrees, and the loss of predicting the turn. The weak views arrive
+/// shuffled, so a fixed turn per position is still a random one per image,
+/// and the result does not depend on the thread count.
+torch::Tensor auxiliary_rotation_loss(const Compute& compute, Backbone& backbone, Head& head,
+                                      const torch::Tensor& weak, std::int64_t count) {
+  const std::int64_t n = std::min<std::int64_t>(count, weak.size(0));
+  std::vector<torch::Tensor> turned;
+  std::vector<torch::Tensor> labels;
+  for (std::int64_t k = 0; k < kRotations; ++k) {
+    const torch::Tensor group = weak.slice(0, k, n, kRotations);
+    if (group.size(0) == 0) continue;
+    turned.push_back(torch::rot90(group, k, {2, 3}));
+    labels.push_back(torch::full({group.size(0)}, k, torch::TensorOptions().dtype(torch::kLong).device(weak.device())));
+  }
+  const torch::Tensor inputs = compute.place(torch::cat(turned));
+  const torch::Tensor logits = compute.autocast_forward([&] { return head.forward(backbone.forward(inputs)); });
+  return torch::nn::functional::cross_entropy(logits.to(torch::kFloat), torch::cat(labels));
 }
 
 /// Pseudo-label quality over an epoch, against the unlabelled images' true
@@ -84,10 +132,18 @@ class SemiSupervisedTransfer final : public TransferMethod {
             : std::max<std::int64_t>(1, static_cast<std::int64_t>(in.split->unlabelled.size()) / unlabelled_batch);
 
     Classifier net = make_classifier(in, mode_);
+    // The auxiliary task's own 4-way head; made before start_replicas reseeds the ranks apart.
+    std::shared_ptr<Head> rotation_head;
+    if (semi.rotation_weight > 0.0) {
+      rotation_head = in.model->make_head(net.backbone->feature_shape(), kRotations);
+      compute.place(*rotation_head);
+      rotation_head->train();
+      if (in.parallel != nullptr && in.parallel->distributed()) in.parallel->broadcast(*rotation_head);
+    }
     start_replicas(in, net, phase);
     net.backbone->train();
     net.head->train();
-    TransferOptimizer optimizer = make_transfer_optimizer(in, net, /*train_backbone=*/true, phase);
+    TransferOptimizer optimizer = make_transfer_optimizer(in, net, /*train_backbone=*/true, phase, rotation_head.get());
     LearningRateSchedule schedule(in, optimizer, steps_per_epoch * semi.epochs);
     const bool averaging = semi.ema_decay > 0.0;
     Classifier average;
@@ -99,6 +155,13 @@ class SemiSupervisedTransfer final : public TransferMethod {
       for (auto& p : average.head->parameters()) p.set_requires_grad(false);
     }
     Classifier& evaluated = averaging ? average : net;
+    std::unique_ptr<SelfAdaptiveThreshold> adaptive;
+    if (semi.thresholding == "self_adaptive") {
+      std::function<torch::Tensor(const torch::Tensor&)> mean_over_ranks;
+      if (in.parallel != nullptr && in.parallel->distributed())
+        mean_over_ranks = [parallel = in.parallel](const torch::Tensor& values) { return parallel->mean(values); };
+      adaptive = std::make_unique<SelfAdaptiveThreshold>(in.classes, semi.threshold_momentum, mean_over_ranks);
+    }
     const stages::RepeatedViews weak_and_strong(2);
     progress.begin_phase(phase, semi.epochs, steps_per_epoch);
 
@@ -124,7 +187,8 @@ class SemiSupervisedTransfer final : public TransferMethod {
       const auto report = train_joint_epoch(
           {&labelled, &unlabelled}, compute,
           [&](const std::vector<BatchTensors>& parts) {
-            return step(in, parts, net, optimizer, schedule, averaging ? &average : nullptr, tally);
+            return step(in, parts, net, rotation_head.get(), adaptive.get(), optimizer, schedule,
+                        averaging ? &average : nullptr, tally);
           },
           progress, epoch, nullptr, in.parallel);
       end_epoch_replicas(in, net);
@@ -142,6 +206,7 @@ class SemiSupervisedTransfer final : public TransferMethod {
       record.add("train_loss", report.loss, "loss " + format_fixed(report.loss, 4))
           .add("train_accuracy", report.accuracy, "train " + format_fixed(report.accuracy, 4));
       const double mask_rate = tally.seen > 0 ? static_cast<double>(tally.kept) / static_cast<double>(tally.seen) : 0.0;
+      for (const auto& [name, value] : report.extra) record.add(name, value);  // the loss's parts
       record.add("mask_rate", mask_rate, "mask " + format_fixed(mask_rate, 3));
       if (tally.labels_known && tally.kept > 0) {
         const double accuracy = static_cast<double>(tally.kept_correct) / static_cast<double>(tally.kept);
@@ -155,7 +220,7 @@ class SemiSupervisedTransfer final : public TransferMethod {
 
  private:
   StepResult step(const TransferInputs& in, const std::vector<BatchTensors>& parts, Classifier& net,
-                  TransferOptimizer& optimizer, LearningRateSchedule& schedule, Classifier* average,
+                  Head* rotation_head, SelfAdaptiveThreshold* adaptive, TransferOptimizer& optimizer, LearningRateSchedule& schedule, Classifier* average,
                   PseudoLabelTally& tally) const {
     const SemiSupervisedOptions& semi = in.options->transfer.semi;
     const Compute& compute = in.compute;
@@ -178,8 +243,19 @@ class SemiSupervisedTransfer final : public TransferMethod {
     const std::int64_t n = labelled.images.size(0);
     const torch::Tensor labelled_logits = logits.slice(0, 0, n);
     const torch::Tensor labelled_loss = (*in.loss)(labelled_logits, labelled.labels);
-    const PseudoLabels pseudo = pseudo_label_loss(weak_logits, logits.slice(0, n), semi.threshold);
-    const torch::Tensor loss = labelled_loss + semi.unlabelled_weight * pseudo.loss;
+    double mean_threshold = semi.threshold;
+    const PseudoLabels pseudo = pseudo_label_loss(weak_logits, logits.slice(0, n), [&](const torch::Tensor& p) {
+      if (adaptive == nullptr) return torch::scalar_tensor(semi.threshold);
+      torch::Tensor thresholds = (*adaptive)(p);
+      mean_threshold = thresholds.mean().item<double>();
+      return thresholds;
+    });
+    torch::Tensor loss = labelled_loss + semi.unlabelled_weight * pseudo.loss;
+    torch::Tensor rotation_loss;
+    if (rotation_head != nullptr) {
+      rotation_loss = auxiliary_rotation_loss(compute, *net.backbone, *rotation_head, weak, n);
+      loss = loss + semi.rotation_weight * rotation_loss;
+    }
 
     optimizer.optimizer->zero_grad();
     loss.backward();
@@ -195,6 +271,8 @@ class SemiSupervisedTransfer final : public TransferMethod {
     r.correct = labelled_logits.argmax(1).eq(labelled.labels).sum().item<std::int64_t>();
     r.count = n;
     r.extra = {{"labelled_loss", labelled_loss.item<double>()}, {"unlabelled_loss", pseudo.loss.item<double>()}};
+    if (rotation_loss.defined()) r.extra.emplace_back("rotation_loss", rotation_loss.item<double>());
+    if (adaptive != nullptr) r.extra.emplace_back("threshold", mean_threshold);
 
     const torch::Tensor truth = unlabelled.labels.slice(0, 0, 2 * pairs, 2).cpu();
     tally.seen += pairs;

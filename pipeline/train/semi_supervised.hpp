@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "pretext/sdk.hpp"
 
@@ -28,6 +29,35 @@ struct PseudoLabels {
 
 /// No gradient flows into `weak_logits`. Computed in float32.
 PseudoLabels pseudo_label_loss(const torch::Tensor& weak_logits, const torch::Tensor& strong_logits, double threshold);
+/// The same with a threshold per row ((N) or broadcastable), e.g. from SelfAdaptiveThreshold.
+PseudoLabels pseudo_label_loss(const torch::Tensor& weak_logits, const torch::Tensor& strong_logits,
+                               const std::function<torch::Tensor(const torch::Tensor& probabilities)>& thresholds);
+
+/// FreeMatch's self-adaptive threshold (Wang et al., 2023): instead of a fixed
+/// tau, the threshold follows the model's confidence. A global level, the
+/// moving average of the batches' mean top probability, is scaled per class
+/// by the moving average of that class's mean probability, normalised by the
+/// largest: classes the model is still unsure of get a lower bar. Both start
+/// at 1/classes, so early pseudo-labels are not all thrown away as under a
+/// fixed 0.95, and the bar rises as the model learns.
+class SelfAdaptiveThreshold {
+ public:
+  /// `mean_over_ranks`, when given, averages the batch statistics over the
+  /// data-parallel ranks so that every rank holds the same thresholds.
+  SelfAdaptiveThreshold(std::int64_t classes, double momentum,
+                        std::function<torch::Tensor(const torch::Tensor&)> mean_over_ranks = nullptr);
+  /// Updates the averages with this batch's (N, classes) probabilities and
+  /// returns the (N) thresholds its rows must reach (their top class's).
+  torch::Tensor operator()(const torch::Tensor& probabilities);
+  [[nodiscard]] double global_level() const { return global_; }
+  [[nodiscard]] const torch::Tensor& class_levels() const { return classes_; }
+
+ private:
+  double momentum_;
+  double global_;
+  torch::Tensor classes_;  // (classes) float64, CPU
+  std::function<torch::Tensor(const torch::Tensor&)> mean_over_ranks_;
+};
 
 /// average = decay * average + (1 - decay) * current, parameter by parameter;
 /// buffers (batch-norm statistics) are copied. Same architecture required.

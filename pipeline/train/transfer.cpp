@@ -56,16 +56,18 @@ std::int64_t local_count(const TransferInputs& in, std::size_t images) {
 }
 
 TransferOptimizer make_transfer_optimizer(const TransferInputs& in, const Classifier& net, bool train_backbone,
-                                          const std::string& phase) {
+                                          const std::string& phase, Head* auxiliary) {
   const RunOptions& o = *in.options;
   std::vector<ParameterGroup> groups{{net.head->parameters(), o.transfer.head_lr}};
   if (train_backbone) groups.push_back({net.backbone->parameters(), o.transfer.optimizer.lr});
+  if (auxiliary != nullptr) groups.push_back({auxiliary->parameters(), o.transfer.head_lr});
   TransferOptimizer out;
   for (const auto& g : groups) out.base_lrs.push_back(g.lr);
   // A NaN or infinite gradient skips its update and ends the mode after the step, naming the parameter.
   out.gradient_check = std::make_shared<GradientCheck>(o.trainer.check_gradients);
   out.gradient_check->name_parameters(*net.backbone, phase + ".backbone");
   out.gradient_check->name_parameters(*net.head, phase + ".head");
+  if (auxiliary != nullptr) out.gradient_check->name_parameters(*auxiliary, phase + ".auxiliary_head");
   // Not owned: the job's DataParallel outlives every transfer.
   std::shared_ptr<GradientSync> sync;
   if (in.parallel != nullptr && in.parallel->distributed()) sync = std::shared_ptr<GradientSync>(std::shared_ptr<GradientSync>(), in.parallel);

@@ -34,14 +34,15 @@ std::int64_t local_count(const TransferInputs& in, std::size_t images);
 
 /// The classifier's optimiser: the head at transfer.head_lr and, when
 /// `train_backbone`, the backbone at transfer.lr. Gradients are checked under
-/// the names "<phase>.backbone.*" and "<phase>.head.*".
+/// the names "<phase>.backbone.*" and "<phase>.head.*". An `auxiliary` head
+/// (a second task trained beside the classifier) joins at transfer.head_lr.
 struct TransferOptimizer {
   std::shared_ptr<GradientCheck> gradient_check;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::vector<double> base_lrs;  // per parameter group
 };
 TransferOptimizer make_transfer_optimizer(const TransferInputs& in, const Classifier& net, bool train_backbone,
-                                          const std::string& phase);
+                                          const std::string& phase, Head* auxiliary = nullptr);
 
 /// transfer.lr_schedule, per step: constant, or cosine decay to 0 at `total_steps`.
 class LearningRateSchedule {
