@@ -214,7 +214,8 @@ TEST_F(SemiSupervisedTransfer, TheAuxiliaryRotationHeadLearnsAndItsLossIsRecorde
   const auto* rotation = metrics.find("transfer.semi_scratch", "rotation_loss");
   ASSERT_NE(rotation, nullptr) << "rotation_loss is recorded";
   ASSERT_EQ(rotation->size(), 4U) << "one a semi-supervised epoch";
-  for (const auto& point : *rotation) std::cout << "rotation loss, epoch " << point.epoch << ": " << point.value << '\n';
+  for (const auto& point : *rotation)
+    std::cout << "rotation loss, epoch " << point.epoch << ": " << point.value << '\n';
   // Chance is ln 4 = 1.386 for four turns; a blob on a moon shows its turn.
   EXPECT_LT(rotation->back().value, rotation->front().value);
   EXPECT_LT(rotation->back().value, 1.2);

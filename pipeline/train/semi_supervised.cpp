@@ -85,8 +85,8 @@ constexpr std::int64_t kRotations = 4;
 /// degrees, and the loss of predicting the turn. The weak views arrive
 /// shuffled, so a fixed turn per position is still a random one per image,
 /// and the result does not depend on the thread count.
-torch::Tensor auxiliary_rotation_loss(const Compute& compute, Backbone& backbone, Head& head,
-                                      const torch::Tensor& weak, std::int64_t count) {
+torch::Tensor auxiliary_rotation_loss(const Compute& compute, Backbone& backbone, Head& head, const torch::Tensor& weak,
+                                      std::int64_t count) {
   const std::int64_t n = std::min<std::int64_t>(count, weak.size(0));
   std::vector<torch::Tensor> turned;
   std::vector<torch::Tensor> labels;
@@ -220,8 +220,8 @@ class SemiSupervisedTransfer final : public TransferMethod {
 
  private:
   StepResult step(const TransferInputs& in, const std::vector<BatchTensors>& parts, Classifier& net,
-                  Head* rotation_head, SelfAdaptiveThreshold* adaptive, TransferOptimizer& optimizer, LearningRateSchedule& schedule, Classifier* average,
-                  PseudoLabelTally& tally) const {
+                  Head* rotation_head, SelfAdaptiveThreshold* adaptive, TransferOptimizer& optimizer,
+                  LearningRateSchedule& schedule, Classifier* average, PseudoLabelTally& tally) const {
     const SemiSupervisedOptions& semi = in.options->transfer.semi;
     const Compute& compute = in.compute;
     const BatchTensors& labelled = parts[0];
