@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <fstream>
 #include <sstream>
 
@@ -161,8 +163,9 @@ TEST_F(SweepRun, AFailingVariantIsReportedAndTheOthersStillRunAndIdenticalConfig
 }
 
 // Every shipped study (configs/studies/) validates: each sweep file's every
-// variant on each base config (Fashion-MNIST and SVHN), plugins included.
-// Nothing runs and no data is read.
+// variant on its own base, and the studies written on one of the base
+// configs in configs/studies/ (Fashion-MNIST and SVHN) on each of those,
+// plugins included. Nothing runs and no data is read.
 TEST(ShippedStudies, AreValidOnEveryBase) {
   std::vector<fs::path> sweeps;
   std::vector<fs::path> bases;
@@ -173,8 +176,17 @@ TEST(ShippedStudies, AreValidOnEveryBase) {
   ASSERT_GE(sweeps.size(), 2U);
   ASSERT_GE(bases.size(), 2U);
   for (const auto& sweep : sweeps) {
+    SCOPED_TRACE(sweep.string());
+    SweepRequest own;
+    own.sweep_file = sweep;
+    EXPECT_GE(validate_sweep(own), 2U);
+    const fs::path own_base = fs::weakly_canonical(
+        sweep.parent_path() / toml::parse_file(sweep.string())["base"].value_or(std::string()));
+    if (std::none_of(bases.begin(), bases.end(),
+                     [&](const fs::path& base) { return fs::weakly_canonical(base) == own_base; }))
+      continue;  // written for a config outside studies/ (e.g. ../semi-supervised.toml)
     for (const auto& base : bases) {
-      SCOPED_TRACE(sweep.string() + " on " + base.string());
+      SCOPED_TRACE("on " + base.string());
       SweepRequest request;
       request.sweep_file = sweep;
       request.base = base;
