@@ -170,9 +170,8 @@ namespace {
 
 TEST_F(TinyRun, GanRunWritesSampleGridsAndGanMetrics) {
   const auto out = dir_ / "gan";
-  const auto summary = run(out, {"pretext.plugin=gan", "pretext.epochs=2",
-                                 "pretext.stages=[]", "pretext.latent_dim=8", "pretext.generator_width=4",
-                                 "transfer.modes=[\"fixed\"]", "transfer.epochs=1"});
+  const auto summary = run(out, {"pretext.plugin=gan", "pretext.epochs=2", "pretext.stages=[]", "pretext.latent_dim=8",
+                                 "pretext.generator_width=4", "transfer.modes=[\"fixed\"]", "transfer.epochs=1"});
   for (const char* name : {"samples-epoch-1.png", "samples-epoch-2.png"}) {
     ASSERT_TRUE(fs::exists(out / name)) << name;
     const auto info = artefacts::read_png_info(out / name);
@@ -295,6 +294,8 @@ TEST_F(TinyRun, SemiSupervisedMistakesAreConfigErrorsNamingFileLineAndKey) {
       {"[transfer.semi]\nthreshold = 0.0\n", 1, "transfer.semi.threshold"},
       {"[transfer.semi]\nthreshold = 1.5\n", 1, "transfer.semi.threshold"},
       {"[transfer.semi]\nmu = 0\n", 1, "transfer.semi.mu"},
+      {"[transfer.semi]\ndistribution_alignment = \"yes\"\n", 1, "transfer.semi.distribution_alignment"},
+      {"[transfer.semi]\nalignment_momentum = 1.0\n", 1, "transfer.semi.alignment_momentum"},
       {"[transfer.semi]\nstrong_stages = [{ name = \"rand_augment\", magnitude = 11 }]\n", 1,
        "transfer.semi.strong_stages[0].magnitude"},
   };
@@ -323,11 +324,11 @@ TEST_F(TinyRun, SemiSupervisedMistakesAreConfigErrorsNamingFileLineAndKey) {
 TEST_F(TinyRun, ASemiSupervisedModeWithNoUnlabelledImagesIsAConfigError) {
   // 400 images: 200 labelled and 200 for validation leave none unlabelled.
   try {
-    Job job(JobRequest{config_,
-                       {"pretext.epochs=0", "data.labelled=200", "data.validation=200",
-                        R"(transfer.modes=["semi_scratch"])",
-                        R"(transfer.semi.strong_stages=[{ name = "rand_augment" }])"},
-                       dir_ / "never"});
+    Job job(
+        JobRequest{config_,
+                   {"pretext.epochs=0", "data.labelled=200", "data.validation=200",
+                    R"(transfer.modes=["semi_scratch"])", R"(transfer.semi.strong_stages=[{ name = "rand_augment" }])"},
+                   dir_ / "never"});
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
     const std::string message = e.what();
@@ -344,11 +345,11 @@ TEST_F(TinyRun, ShippedConfigsAreValid) {
   for (const auto& entry : fs::directory_iterator(PRETEXT_SOURCE_DIR "/configs")) {
     if (entry.path().extension() != ".toml") continue;
     SCOPED_TRACE(entry.path().string());
-    Job job(JobRequest{entry.path(),
-                       {"data.source=idx", "data.path=" + train_.images.string(),
-                        "data.test_path=" + test_.images.string(), "data.labelled=60", "data.validation=60",
-                        "data.pad_to=16"},
-                       dir_ / "unused"});
+    Job job(
+        JobRequest{entry.path(),
+                   {"data.source=idx", "data.path=" + train_.images.string(), "data.test_path=" + test_.images.string(),
+                    "data.labelled=60", "data.validation=60", "data.pad_to=16"},
+                   dir_ / "unused"});
     EXPECT_NE(job.resolved_config().find("[transfer]"), std::string::npos);
     ++checked;
   }

@@ -84,6 +84,47 @@ TEST(SelfAdaptiveThreshold, LowersTheBarForTheClassTheModelIsUnsureOf) {
   EXPECT_NEAR(adaptive.loss.item<double>(), std::log(2.0), 1e-6) << "uniform strong logits: CE ln 2 per kept row";
 }
 
+TEST(DistributionAlignment, ScalesByTheTargetOverTheMovingAverageAsHandComputed) {
+  DistributionAlignment align(torch::tensor({1.0, 1.0}), 0.5);  // normalised to 0.5, 0.5
+  EXPECT_FALSE(align.average().defined()) << "no batch seen yet";
+  // Batch mean 0.7, 0.3: the first batch sets the average.
+  const torch::Tensor a = align(torch::tensor({0.8F, 0.2F, 0.6F, 0.4F}).reshape({2, 2}));
+  EXPECT_TRUE(torch::allclose(align.average(), torch::tensor({0.7, 0.3}, torch::kDouble)));
+  // Row 0: (0.8 / 0.7, 0.2 / 0.3) x 0.5 = (0.5714, 0.3333), renormalised; row 1 likewise.
+  EXPECT_NEAR(a[0][0].item<double>(), (0.8 / 0.7) / (0.8 / 0.7 + 0.2 / 0.3), 1e-6);
+  EXPECT_NEAR(a[1][0].item<double>(), (0.6 / 0.7) / (0.6 / 0.7 + 0.4 / 0.3), 1e-6);
+  EXPECT_EQ(a.argmax(1)[1].item<std::int64_t>(), 1) << "the over-predicted class 0 loses row 1";
+  EXPECT_TRUE(torch::allclose(a.sum(1), torch::ones({2})));
+  // Second batch (0.5, 0.5): average 0.5 x (0.7, 0.3) + 0.5 x (0.5, 0.5) = (0.6, 0.4).
+  const torch::Tensor b = align(torch::tensor({0.5F, 0.5F}).reshape({1, 2}));
+  EXPECT_TRUE(torch::allclose(align.average(), torch::tensor({0.6, 0.4}, torch::kDouble)));
+  EXPECT_NEAR(b[0][0].item<double>(), (0.5 / 0.6) / (0.5 / 0.6 + 0.5 / 0.4), 1e-6);  // 0.4
+}
+
+TEST(DistributionAlignment, PullsThePseudoLabelsToTheLabelledClassProportions) {
+  // Every row leans to class 0; the labelled images are half and half.
+  const torch::Tensor p = torch::tensor({0.9F, 0.1F, 0.8F, 0.2F, 0.7F, 0.3F, 0.6F, 0.4F}).reshape({4, 2});
+  const torch::Tensor strong = torch::zeros({4, 2});
+  const PseudoLabels plain = pseudo_label_loss_from_probabilities(p, strong, torch::scalar_tensor(0.0));
+  EXPECT_EQ(plain.targets.sum().item<std::int64_t>(), 0) << "all four pseudo-labels say class 0";
+  // Average (0.75, 0.25): class 0 scaled by 2/3, class 1 by 2, so rows 2 and 3 turn.
+  DistributionAlignment balanced(torch::tensor({250.0, 250.0}), 0.0);
+  const PseudoLabels aligned = pseudo_label_loss_from_probabilities(balanced(p), strong, torch::scalar_tensor(0.0));
+  EXPECT_TRUE(torch::equal(aligned.targets, torch::tensor({0, 0, 1, 1}, torch::kLong)));
+  // A labelled set of 3 to 1 asks for that share: the same batch then stays with class 0 but for row 3.
+  DistributionAlignment skewed(torch::tensor({3.0, 1.0}), 0.0);
+  EXPECT_TRUE(torch::equal(skewed(p).argmax(1), torch::tensor({0, 0, 0, 0}, torch::kLong)));
+  EXPECT_TRUE(torch::allclose(skewed(torch::tensor({0.5F, 0.5F}).reshape({1, 2})), torch::tensor({{0.75F, 0.25F}})))
+      << "momentum 0: the average is this batch's, and a uniform prediction becomes the target";
+}
+
+TEST(DistributionAlignment, RefusesATargetWithNoWeightAndProbabilitiesOfTheWrongWidth) {
+  EXPECT_THROW(DistributionAlignment(torch::tensor({0.0, 0.0}), 0.9), std::invalid_argument);
+  EXPECT_THROW(DistributionAlignment(torch::tensor({1.0, -1.0}), 0.9), std::invalid_argument);
+  DistributionAlignment align(torch::tensor({1.0, 1.0, 1.0}), 0.9);
+  EXPECT_THROW(align(torch::full({2, 2}, 0.5F)), std::invalid_argument);
+}
+
 TEST(WeightAverage, MovesEachParameterTowardsTheCurrentOneAndCopiesBuffers) {
   torch::nn::BatchNorm1d average(2);
   torch::nn::BatchNorm1d current(2);
@@ -203,6 +244,20 @@ TEST_F(SemiSupervisedTransfer, BeatsLabelledOnlyTrainingWhenTheUnlabelledImagesT
   // semi-supervised mode gets 0.73.
   EXPECT_GE(semi.val_accuracy, labelled_only.val_accuracy + 0.08);
   EXPECT_GE(semi.val_accuracy, 0.85);
+}
+
+TEST_F(SemiSupervisedTransfer, WithDistributionAlignmentItStillBeatsLabelledOnlyTraining) {
+  options_.transfer.epochs = 200;
+  const TransferResult labelled_only = transfer("scratch");
+  options_.transfer.semi.epochs = 4;
+  options_.transfer.semi.steps_per_epoch = 50;
+  options_.transfer.semi.distribution_alignment = true;
+  options_.transfer.semi.alignment_momentum = 0.99;
+  const TransferResult semi = transfer("semi_scratch");
+  std::cout << "two moons, aligned pseudo-labels: labelled only " << labelled_only.val_accuracy << ", semi-supervised "
+            << semi.val_accuracy << '\n';
+  // Measured: 0.775 and 0.90 (0.895 unaligned, the test above).
+  EXPECT_GE(semi.val_accuracy, labelled_only.val_accuracy + 0.08);
 }
 
 TEST_F(SemiSupervisedTransfer, TheAuxiliaryRotationHeadLearnsAndItsLossIsRecorded) {

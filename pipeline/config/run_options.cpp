@@ -98,6 +98,12 @@ SemiSupervisedOptions read_semi_supervised(config::Section& s) {
                             "(FreeMatch: a per-class threshold that follows the model's confidence)");
   o.threshold_momentum = s.number("threshold_momentum", o.threshold_momentum, 0.0, 0.999999,
                                   "self_adaptive: momentum of the confidence averages the thresholds follow");
+  o.distribution_alignment =
+      s.boolean("distribution_alignment", o.distribution_alignment,
+                "ReMixMatch's distribution alignment: the weak view's probabilities are scaled by the labelled "
+                "images' class distribution over the moving average of the predictions, then renormalised");
+  o.alignment_momentum = s.number("alignment_momentum", o.alignment_momentum, 0.0, 0.999999,
+                                  "distribution_alignment: momentum of the moving average of the predictions");
   o.unlabelled_weight = s.number("unlabelled_weight", o.unlabelled_weight, 0.0, 1000.0,
                                  "lambda_u: weight of the unlabelled (pseudo-label) loss");
   o.ema_decay = s.number("ema_decay", o.ema_decay, 0.0, 0.999999,
@@ -213,11 +219,11 @@ RunOptions read_run_options(RunSections& s) {
   // the input work itself needs under 1 % of one core. So by default the
   // graph only gets the cores LibTorch leaves, plus the trainer's own thread.
   const std::int64_t spare = std::max<std::int64_t>(1, cores - o.threads + 1);
-  o.pipeline.threads = s.pipeline.integer("threads", spare, 1, 1024,
-                                          "oneTBB threads for the input graph, the trainer's included");
-  o.pipeline.max_batches_in_flight = s.pipeline.integer(
-      "max_batches_in_flight", o.pipeline.max_batches_in_flight, 1, 4096,
-      "bound on batches being prepared or trained on at once (memory: this many batch buffers)");
+  o.pipeline.threads =
+      s.pipeline.integer("threads", spare, 1, 1024, "oneTBB threads for the input graph, the trainer's included");
+  o.pipeline.max_batches_in_flight =
+      s.pipeline.integer("max_batches_in_flight", o.pipeline.max_batches_in_flight, 1, 4096,
+                         "bound on batches being prepared or trained on at once (memory: this many batch buffers)");
   // Before the graph carried whole batches it carried blocks of images; run
   // directories written then still name these keys, so they load (and resume).
   (void)s.pipeline.integer("block_size", 64, 1, 65536, "ignored: kept so older configs load (a message is a batch)");
@@ -225,10 +231,10 @@ RunOptions read_run_options(RunSections& s) {
                            "ignored: kept so older configs load (see max_batches_in_flight)");
 
   o.trainer.device = s.trainer.string("device", o.trainer.device, "LibTorch device: cpu, cuda, cuda:1, ...");
-  o.trainer.memory_format = s.trainer.choice("memory_format", o.trainer.memory_format,
-                                             {"channels_last", "contiguous"}, "layout of images and conv weights");
-  o.trainer.autocast = s.trainer.choice("autocast", o.trainer.autocast, {"none", "bf16", "fp16"},
-                                        "mixed precision for forward passes");
+  o.trainer.memory_format = s.trainer.choice("memory_format", o.trainer.memory_format, {"channels_last", "contiguous"},
+                                             "layout of images and conv weights");
+  o.trainer.autocast =
+      s.trainer.choice("autocast", o.trainer.autocast, {"none", "bf16", "fp16"}, "mixed precision for forward passes");
   o.trainer.eval_batch_size =
       s.trainer.integer("eval_batch_size", o.trainer.eval_batch_size, 1, 1 << 20, "batch size for evaluation");
   o.trainer.check_gradients = s.trainer.boolean(
@@ -245,8 +251,8 @@ RunOptions read_run_options(RunSections& s) {
 
   o.pretext.plugin = s.pretext.string("plugin", o.pretext.plugin, "pretext task plugin: a name or a path");
   o.pretext.epochs = s.pretext.integer("epochs", o.pretext.epochs, 0, 100000, "pretext training epochs");
-  o.pretext.batch_size = s.pretext.integer("batch_size", o.pretext.batch_size, 1, 1 << 16,
-                                           "samples per pretext step (after views)");
+  o.pretext.batch_size =
+      s.pretext.integer("batch_size", o.pretext.batch_size, 1, 1 << 16, "samples per pretext step (after views)");
   o.pretext.optimizer = read_optimizer(s.pretext, OptimizerOptions{});
   o.pretext.load = s.pretext.string("load", "", "pretext.pt of an earlier run to start from (same model and task)");
   o.pretext_loss_plugin = s.pretext_loss.string("plugin", o.pretext_loss_plugin, "loss plugin for the pretext task");
@@ -264,8 +270,9 @@ RunOptions read_run_options(RunSections& s) {
   o.transfer.lr_schedule = s.transfer.choice("lr_schedule", o.transfer.lr_schedule, {"constant", "cosine"},
                                              "constant, or cosine decay to 0 over all transfer steps");
   o.transfer.semi = read_semi_supervised(s.transfer_semi);
-  const bool semi_supervised = std::any_of(o.transfer.modes.begin(), o.transfer.modes.end(),
-                                          [](const std::string& mode) { return transfer_mode(mode).uses_unlabelled(); });
+  const bool semi_supervised =
+      std::any_of(o.transfer.modes.begin(), o.transfer.modes.end(),
+                  [](const std::string& mode) { return transfer_mode(mode).uses_unlabelled(); });
   if (semi_supervised && s.semi_strong_stages.empty())
     s.transfer_semi.fail("strong_stages",
                          "the strong view's stages for the semi-supervised modes, e.g. "

@@ -58,7 +58,7 @@ struct TrainerOptions {
   std::string memory_format = "channels_last";  // channels_last | contiguous
   std::string autocast = "none";                // none | bf16 | fp16
   std::int64_t eval_batch_size = 500;
-  bool check_gradients = true;  // a NaN or infinite gradient stops the run (pipeline/train/gradient_check.hpp)
+  bool check_gradients = true;          // a NaN or infinite gradient stops the run (pipeline/train/gradient_check.hpp)
   std::string check_views = "guarded";  // "guarded" or "basic": pipeline/plugin_host/view_contract.hpp
 };
 
@@ -76,14 +76,16 @@ struct PretextOptions {
 /// when at least `threshold` sure, is the strong view's target.
 struct SemiSupervisedOptions {
   std::int64_t epochs = 10;
-  std::int64_t steps_per_epoch = 0;  // 0: one pass over the unlabelled images
-  std::int64_t mu = 7;               // unlabelled images per labelled image in a step
-  double threshold = 0.95;           // tau: the confidence a pseudo-label needs
-  std::string thresholding = "fixed";  // fixed: tau | self_adaptive: FreeMatch's, from the model's confidence
-  double threshold_momentum = 0.999;   // self_adaptive: momentum of its moving averages
-  double unlabelled_weight = 1.0;    // lambda_u: weight of the unlabelled loss
-  double ema_decay = 0.999;          // EMA of the weights, evaluated and saved; 0: none
-  double rotation_weight = 0.0;      // auxiliary rotation loss on unlabelled images (0/90/180/270); 0: none
+  std::int64_t steps_per_epoch = 0;     // 0: one pass over the unlabelled images
+  std::int64_t mu = 7;                  // unlabelled images per labelled image in a step
+  double threshold = 0.95;              // tau: the confidence a pseudo-label needs
+  std::string thresholding = "fixed";   // fixed: tau | self_adaptive: FreeMatch's, from the model's confidence
+  double threshold_momentum = 0.999;    // self_adaptive: momentum of its moving averages
+  bool distribution_alignment = false;  // ReMixMatch's: pseudo-labels pulled to the labelled class distribution
+  double alignment_momentum = 0.999;    // distribution_alignment: momentum of the predictions' average
+  double unlabelled_weight = 1.0;       // lambda_u: weight of the unlabelled loss
+  double ema_decay = 0.999;             // EMA of the weights, evaluated and saved; 0: none
+  double rotation_weight = 0.0;         // auxiliary rotation loss on unlabelled images (0/90/180/270); 0: none
   // The strong view's stages ([[transfer.semi.strong_stages]]) are components: AssembledRun.
 };
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <stdexcept>
+#include <string>
 
 #include <torch/nn/functional/loss.h>
 
@@ -19,11 +20,16 @@ PseudoLabels pseudo_label_loss(const torch::Tensor& weak_logits, const torch::Te
 
 PseudoLabels pseudo_label_loss(const torch::Tensor& weak_logits, const torch::Tensor& strong_logits,
                                const std::function<torch::Tensor(const torch::Tensor& probabilities)>& thresholds) {
-  PseudoLabels out;
   const torch::Tensor probabilities = torch::softmax(weak_logits.detach().to(torch::kFloat), 1);
-  auto [top, targets] = probabilities.max(1);
+  return pseudo_label_loss_from_probabilities(probabilities, strong_logits, thresholds(probabilities));
+}
+
+PseudoLabels pseudo_label_loss_from_probabilities(const torch::Tensor& probabilities,
+                                                  const torch::Tensor& strong_logits, const torch::Tensor& thresholds) {
+  PseudoLabels out;
+  auto [top, targets] = probabilities.detach().to(torch::kFloat).max(1);
   out.targets = targets;
-  out.mask = top.ge(thresholds(probabilities).to(top.device(), torch::kFloat)).to(torch::kFloat);
+  out.mask = top.ge(thresholds.to(top.device(), torch::kFloat)).to(torch::kFloat);
   out.kept = out.mask.sum().item<std::int64_t>();
   namespace F = torch::nn::functional;
   const torch::Tensor per_row =
@@ -49,6 +55,34 @@ torch::Tensor SelfAdaptiveThreshold::operator()(const torch::Tensor& probabiliti
   classes_.mul_(momentum_).add_(batch.slice(0, 1), 1.0 - momentum_);
   const torch::Tensor per_class = classes_ / classes_.max() * global_;
   return per_class.index_select(0, predicted).to(probabilities.device(), torch::kFloat);
+}
+
+DistributionAlignment::DistributionAlignment(const torch::Tensor& target, double momentum,
+                                             std::function<torch::Tensor(const torch::Tensor&)> mean_over_ranks)
+    : momentum_(momentum),
+      target_(target.detach().to(torch::kCPU, torch::kDouble).flatten()),
+      mean_over_ranks_(std::move(mean_over_ranks)) {
+  if (target_.numel() == 0 || target_.lt(0).any().item<bool>() || target_.sum().item<double>() <= 0.0)
+    throw std::invalid_argument(
+        "DistributionAlignment: the target class distribution needs non-negative weights "
+        "that do not all vanish");
+  target_ = target_ / target_.sum();
+}
+
+torch::Tensor DistributionAlignment::operator()(const torch::Tensor& probabilities) {
+  const torch::Tensor p = probabilities.detach().to(torch::kCPU, torch::kDouble);
+  if (p.dim() != 2 || p.size(1) != target_.numel())
+    throw std::invalid_argument("DistributionAlignment: expected (N, " + std::to_string(target_.numel()) +
+                                ") probabilities");
+  torch::Tensor batch = p.mean(0);
+  if (mean_over_ranks_) batch = mean_over_ranks_(batch);
+  average_ = average_.defined() ? average_ * momentum_ + batch * (1.0 - momentum_) : batch;
+  // A class no batch has predicted yet would divide by zero; it keeps its probability instead.
+  const torch::Tensor scale =
+      torch::where(average_.gt(0), target_ / average_.clamp_min(1e-12), torch::ones_like(target_));
+  torch::Tensor aligned = p * scale;
+  aligned = aligned / aligned.sum(1, /*keepdim=*/true).clamp_min(1e-12);
+  return aligned.to(probabilities.device(), torch::kFloat);
 }
 
 void update_weight_average(torch::nn::Module& average, const torch::nn::Module& current, double decay) {
@@ -99,6 +133,12 @@ torch::Tensor auxiliary_rotation_loss(const Compute& compute, Backbone& backbone
   const torch::Tensor inputs = compute.place(torch::cat(turned));
   const torch::Tensor logits = compute.autocast_forward([&] { return head.forward(backbone.forward(inputs)); });
   return torch::nn::functional::cross_entropy(logits.to(torch::kFloat), torch::cat(labels));
+}
+
+/// The mean of a statistic over the data-parallel ranks; empty in a one-process run.
+std::function<torch::Tensor(const torch::Tensor&)> mean_over_ranks(const TransferInputs& in) {
+  if (in.parallel == nullptr || !in.parallel->distributed()) return nullptr;
+  return [parallel = in.parallel](const torch::Tensor& values) { return parallel->mean(values); };
 }
 
 /// Pseudo-label quality over an epoch, against the unlabelled images' true
@@ -157,10 +197,17 @@ class SemiSupervisedTransfer final : public TransferMethod {
     Classifier& evaluated = averaging ? average : net;
     std::unique_ptr<SelfAdaptiveThreshold> adaptive;
     if (semi.thresholding == "self_adaptive") {
-      std::function<torch::Tensor(const torch::Tensor&)> mean_over_ranks;
-      if (in.parallel != nullptr && in.parallel->distributed())
-        mean_over_ranks = [parallel = in.parallel](const torch::Tensor& values) { return parallel->mean(values); };
-      adaptive = std::make_unique<SelfAdaptiveThreshold>(in.classes, semi.threshold_momentum, mean_over_ranks);
+      adaptive = std::make_unique<SelfAdaptiveThreshold>(in.classes, semi.threshold_momentum, mean_over_ranks(in));
+    }
+    std::unique_ptr<DistributionAlignment> alignment;
+    if (semi.distribution_alignment) {
+      torch::Tensor target = torch::zeros({in.classes}, torch::kDouble);
+      auto counts = target.accessor<double, 1>();
+      for (const std::uint32_t index : in.split->labelled) {
+        const auto label = in.train->labels[index];
+        if (label >= 0 && label < in.classes) counts[label] += 1.0;
+      }
+      alignment = std::make_unique<DistributionAlignment>(target, semi.alignment_momentum, mean_over_ranks(in));
     }
     const stages::RepeatedViews weak_and_strong(2);
     progress.begin_phase(phase, semi.epochs, steps_per_epoch);
@@ -187,7 +234,7 @@ class SemiSupervisedTransfer final : public TransferMethod {
       const auto report = train_joint_epoch(
           {&labelled, &unlabelled}, compute,
           [&](const std::vector<BatchTensors>& parts) {
-            return step(in, parts, net, rotation_head.get(), adaptive.get(), optimizer, schedule,
+            return step(in, parts, net, rotation_head.get(), {adaptive.get(), alignment.get()}, optimizer, schedule,
                         averaging ? &average : nullptr, tally);
           },
           progress, epoch, nullptr, in.parallel);
@@ -219,8 +266,14 @@ class SemiSupervisedTransfer final : public TransferMethod {
   }
 
  private:
+  /// How pseudo-labels are made beyond the plain fixed threshold; either may be absent.
+  struct PseudoLabelling {
+    SelfAdaptiveThreshold* adaptive = nullptr;
+    DistributionAlignment* alignment = nullptr;
+  };
+
   StepResult step(const TransferInputs& in, const std::vector<BatchTensors>& parts, Classifier& net,
-                  Head* rotation_head, SelfAdaptiveThreshold* adaptive, TransferOptimizer& optimizer,
+                  Head* rotation_head, PseudoLabelling labelling, TransferOptimizer& optimizer,
                   LearningRateSchedule& schedule, Classifier* average, PseudoLabelTally& tally) const {
     const SemiSupervisedOptions& semi = in.options->transfer.semi;
     const Compute& compute = in.compute;
@@ -243,13 +296,11 @@ class SemiSupervisedTransfer final : public TransferMethod {
     const std::int64_t n = labelled.images.size(0);
     const torch::Tensor labelled_logits = logits.slice(0, 0, n);
     const torch::Tensor labelled_loss = (*in.loss)(labelled_logits, labelled.labels);
-    double mean_threshold = semi.threshold;
-    const PseudoLabels pseudo = pseudo_label_loss(weak_logits, logits.slice(0, n), [&](const torch::Tensor& p) {
-      if (adaptive == nullptr) return torch::scalar_tensor(semi.threshold);
-      torch::Tensor thresholds = (*adaptive)(p);
-      mean_threshold = thresholds.mean().item<double>();
-      return thresholds;
-    });
+    torch::Tensor probabilities = torch::softmax(weak_logits.to(torch::kFloat), 1);
+    if (labelling.alignment != nullptr) probabilities = (*labelling.alignment)(probabilities);
+    const torch::Tensor thresholds =
+        labelling.adaptive != nullptr ? (*labelling.adaptive)(probabilities) : torch::scalar_tensor(semi.threshold);
+    const PseudoLabels pseudo = pseudo_label_loss_from_probabilities(probabilities, logits.slice(0, n), thresholds);
     torch::Tensor loss = labelled_loss + semi.unlabelled_weight * pseudo.loss;
     torch::Tensor rotation_loss;
     if (rotation_head != nullptr) {
@@ -272,7 +323,7 @@ class SemiSupervisedTransfer final : public TransferMethod {
     r.count = n;
     r.extra = {{"labelled_loss", labelled_loss.item<double>()}, {"unlabelled_loss", pseudo.loss.item<double>()}};
     if (rotation_loss.defined()) r.extra.emplace_back("rotation_loss", rotation_loss.item<double>());
-    if (adaptive != nullptr) r.extra.emplace_back("threshold", mean_threshold);
+    if (labelling.adaptive != nullptr) r.extra.emplace_back("threshold", thresholds.mean().item<double>());
 
     const torch::Tensor truth = unlabelled.labels.slice(0, 0, 2 * pairs, 2).cpu();
     tally.seen += pairs;

@@ -32,6 +32,9 @@ PseudoLabels pseudo_label_loss(const torch::Tensor& weak_logits, const torch::Te
 /// The same with a threshold per row ((N) or broadcastable), e.g. from SelfAdaptiveThreshold.
 PseudoLabels pseudo_label_loss(const torch::Tensor& weak_logits, const torch::Tensor& strong_logits,
                                const std::function<torch::Tensor(const torch::Tensor& probabilities)>& thresholds);
+/// The same from the weak view's (N, classes) probabilities, e.g. after DistributionAlignment.
+PseudoLabels pseudo_label_loss_from_probabilities(const torch::Tensor& probabilities,
+                                                  const torch::Tensor& strong_logits, const torch::Tensor& thresholds);
 
 /// FreeMatch's self-adaptive threshold (Wang et al., 2023): instead of a fixed
 /// tau, the threshold follows the model's confidence. A global level, the
@@ -56,6 +59,32 @@ class SelfAdaptiveThreshold {
   double momentum_;
   double global_;
   torch::Tensor classes_;  // (classes) float64, CPU
+  std::function<torch::Tensor(const torch::Tensor&)> mean_over_ranks_;
+};
+
+/// ReMixMatch's distribution alignment (Berthelot et al., 2020): a model
+/// drifting towards some classes hands out ever more of their pseudo-labels
+/// and learns the drift back. Each row of the weak view's probabilities is
+/// scaled by target / average, where `target` is the labelled images' class
+/// distribution and `average` the moving average of the unlabelled batches'
+/// mean prediction (the first batch's, then with `momentum`), and
+/// renormalised. A class the model over-predicts is damped, one it neglects
+/// lifted, so the pseudo-labels keep the labelled classes' proportions.
+class DistributionAlignment {
+ public:
+  /// `target`: (classes) non-negative, normalised here. `mean_over_ranks` as
+  /// for SelfAdaptiveThreshold: every rank then aligns alike.
+  DistributionAlignment(const torch::Tensor& target, double momentum,
+                        std::function<torch::Tensor(const torch::Tensor&)> mean_over_ranks = nullptr);
+  /// Updates the average with this batch's (N, classes) probabilities and
+  /// returns them aligned, float32 on their device.
+  torch::Tensor operator()(const torch::Tensor& probabilities);
+  [[nodiscard]] const torch::Tensor& average() const { return average_; }
+
+ private:
+  double momentum_;
+  torch::Tensor target_;   // (classes) float64, CPU, sums to 1
+  torch::Tensor average_;  // (classes) float64, CPU; undefined before the first batch
   std::function<torch::Tensor(const torch::Tensor&)> mean_over_ranks_;
 };
 
