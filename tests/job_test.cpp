@@ -267,7 +267,8 @@ TEST_F(TinyRun, SemiSupervisedModesRecordMaskRateAndPseudoLabelAccuracyAndSaveTh
   }
   const std::string metrics = read(out / "metrics.csv");
   for (const char* row : {"transfer.semi,1,mask_rate,", "transfer.semi,2,mask_rate,",
-                          "transfer.semi,2,pseudo_label_accuracy,", "transfer.semi_scratch,2,val_accuracy,"})
+                          "transfer.semi,2,pseudo_label_accuracy,", "transfer.semi_scratch,2,val_accuracy,",
+                          "transfer.semi,2,live_val_accuracy,"})  // ema_decay's default: the average is evaluated
     EXPECT_NE(metrics.find(row), std::string::npos) << row << " missing from\n" << metrics;
 }
 

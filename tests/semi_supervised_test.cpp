@@ -125,7 +125,7 @@ TEST(DistributionAlignment, RefusesATargetWithNoWeightAndProbabilitiesOfTheWrong
   EXPECT_THROW(align(torch::full({2, 2}, 0.5F)), std::invalid_argument);
 }
 
-TEST(WeightAverage, MovesEachParameterTowardsTheCurrentOneAndCopiesBuffers) {
+TEST(WeightAverage, MovesEachParameterAndStatisticTowardsTheCurrentOneAndCopiesCounters) {
   torch::nn::BatchNorm1d average(2);
   torch::nn::BatchNorm1d current(2);
   {
@@ -133,10 +133,12 @@ TEST(WeightAverage, MovesEachParameterTowardsTheCurrentOneAndCopiesBuffers) {
     average->weight.fill_(1.0F);
     current->weight.fill_(3.0F);
     current->running_mean.fill_(7.0F);
+    current->num_batches_tracked.fill_(5);
   }
   update_weight_average(*average, *current, 0.9);
-  EXPECT_TRUE(torch::allclose(average->weight, torch::full({2}, 1.2F)));  // 0.9 * 1 + 0.1 * 3
-  EXPECT_TRUE(torch::equal(average->running_mean, torch::full({2}, 7.0F)));
+  EXPECT_TRUE(torch::allclose(average->weight, torch::full({2}, 1.2F)));        // 0.9 * 1 + 0.1 * 3
+  EXPECT_TRUE(torch::allclose(average->running_mean, torch::full({2}, 0.7F)));  // 0.9 * 0 + 0.1 * 7
+  EXPECT_EQ(average->num_batches_tracked.item<std::int64_t>(), 5);
   EXPECT_TRUE(torch::equal(current->weight, torch::full({2}, 3.0F))) << "the current weights are left alone";
 }
 

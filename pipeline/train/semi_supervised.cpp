@@ -91,9 +91,19 @@ void update_weight_average(torch::nn::Module& average, const torch::nn::Module& 
   const auto now = current.parameters();
   if (averaged.size() != now.size()) throw std::logic_error("update_weight_average: different architectures");
   for (std::size_t i = 0; i < now.size(); ++i) averaged[i].mul_(decay).add_(now[i].detach(), 1.0 - decay);
+  // Batch-norm statistics are averaged with the weights they normalise (as
+  // timm's ModelEmaV2): the live network's statistics belong to the live
+  // weights, and copied onto the average they mismatch it while it still lags.
+  // Counters (num_batches_tracked) are copied.
   const auto average_buffers = average.buffers();
   const auto buffers = current.buffers();
-  for (std::size_t i = 0; i < buffers.size() && i < average_buffers.size(); ++i) average_buffers[i].copy_(buffers[i]);
+  if (average_buffers.size() != buffers.size()) throw std::logic_error("update_weight_average: different buffers");
+  for (std::size_t i = 0; i < buffers.size(); ++i) {
+    if (average_buffers[i].is_floating_point())
+      average_buffers[i].mul_(decay).add_(buffers[i], 1.0 - decay);
+    else
+      average_buffers[i].copy_(buffers[i]);
+  }
 }
 
 namespace {
@@ -250,6 +260,11 @@ class SemiSupervisedTransfer final : public TransferMethod {
       result.graph_seconds += report.seconds;
       const double val = record_validation(in, evaluated, epoch, result);
       EpochRecord record(phase, epoch + 1, semi.epochs);
+      if (averaging) {  // the live weights too, so one run measures what the average buys
+        const double live = evaluate_accuracy(*net.backbone, *net.head, *in.validation, compute,
+                                              o.trainer.eval_batch_size, in.parallel);
+        record.add("live_val_accuracy", live, "live " + format_fixed(live, 4));
+      }
       record.add("train_loss", report.loss, "loss " + format_fixed(report.loss, 4))
           .add("train_accuracy", report.accuracy, "train " + format_fixed(report.accuracy, 4));
       const double mask_rate = tally.seen > 0 ? static_cast<double>(tally.kept) / static_cast<double>(tally.seen) : 0.0;

@@ -89,7 +89,8 @@ class DistributionAlignment {
 };
 
 /// average = decay * average + (1 - decay) * current, parameter by parameter;
-/// buffers (batch-norm statistics) are copied. Same architecture required.
+/// floating-point buffers (batch-norm statistics) likewise, integer ones
+/// (counters) copied. Same architecture required.
 void update_weight_average(torch::nn::Module& average, const torch::nn::Module& current, double decay);
 
 }  // namespace pretext
