@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <sstream>
@@ -89,6 +90,34 @@ bool wait_for_file(const fs::path& file, pid_t pid) {
   }
   return false;
 }
+
+/// A log that calls `action` once, when `text` has been written to it.
+class TriggerLog final : public std::stringbuf {
+ public:
+  TriggerLog(std::string text, std::function<void()> action) : text_(std::move(text)), action_(std::move(action)) {}
+
+ protected:
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    const std::streamsize written = std::stringbuf::xsputn(s, n);
+    fire_once_seen();
+    return written;
+  }
+  int_type overflow(int_type c) override {
+    const int_type result = std::stringbuf::overflow(c);
+    fire_once_seen();
+    return result;
+  }
+
+ private:
+  void fire_once_seen() {
+    if (fired_ || str().find(text_) == std::string::npos) return;
+    fired_ = true;
+    action_();
+  }
+  std::string text_;
+  std::function<void()> action_;
+  bool fired_ = false;
+};
 
 class Resume : public ::testing::Test {
  protected:
@@ -276,6 +305,37 @@ TEST_F(Resume, ResumeAfterThePretextPhaseRerunsTransfer) {
   run(dir_ / "parts");
   fs::remove(dir_ / "parts" / "summary.json");
   fs::remove(dir_ / "parts" / "metrics.csv");
+  resume(dir_ / "parts");
+  EXPECT_EQ(deterministic_metrics(dir_ / "parts" / "metrics.csv"),
+            deterministic_metrics(dir_ / "whole" / "metrics.csv"));
+}
+
+TEST_F(Resume, StopDuringATransferModeEndsTheRunAfterTheStepInFlight) {
+  // A transfer mode can train for half an hour: a signal ends the run after
+  // the step in flight, not after the mode. Resumed, the run trains the
+  // transfer modes again and ends as an uninterrupted one.
+  const std::vector<std::string> overrides = {"transfer.epochs=3"};
+  run(dir_ / "whole", overrides);
+
+  StopToken stop;
+  TriggerLog log("transfer.finetuned epoch 1/3:", [&stop] { stop.request(SIGTERM); });
+  std::ostream out(&log);
+  Progress progress(out, false);
+  JobRequest request{config_, overrides, dir_ / "parts"};
+  request.stop = &stop;
+  Job job(request);
+  try {
+    job.run(progress);
+    ADD_FAILURE() << "the run was not interrupted:\n" << log.str();
+  } catch (const RunInterrupted& e) {
+    EXPECT_EQ(e.signal(), SIGTERM);
+    const std::string message = e.what();
+    EXPECT_NE(message.find("during transfer.finetuned at epoch 2 step 1 "), std::string::npos) << message;
+    EXPECT_NE(message.find("pretext resume " + (dir_ / "parts").string()), std::string::npos) << message;
+  }
+  EXPECT_EQ(log.str().find("transfer.finetuned epoch 2/3:"), std::string::npos) << log.str();
+  EXPECT_FALSE(fs::exists(dir_ / "parts" / "summary.json"));
+
   resume(dir_ / "parts");
   EXPECT_EQ(deterministic_metrics(dir_ / "parts" / "metrics.csv"),
             deterministic_metrics(dir_ / "whole" / "metrics.csv"));

@@ -328,6 +328,7 @@ void Job::run_transfer(const std::string& mode, const std::shared_ptr<Backbone>&
   in.compute = compute_;
   in.classes = classes_;
   in.parallel = parallel_.get();
+  in.stop_if_requested = [this](const std::string& where) { stop_if_requested(where); };
   const TransferResult r = pretext::run_transfer(in, dir, progress);
   parallel_->forget_buckets();
   parallel_->on_rank0("writing " + dir.transfer_networks(mode).string(),

@@ -241,13 +241,14 @@ class SemiSupervisedTransfer final : public TransferMethod {
       unlabelled.view_stages = {*in.stages, *in.strong_stages};
 
       PseudoLabelTally tally;
+      const EpochResume stop_hook = stop_checks(in, phase, epoch);
       const auto report = train_joint_epoch(
           {&labelled, &unlabelled}, compute,
           [&](const std::vector<BatchTensors>& parts) {
             return step(in, parts, net, rotation_head.get(), {adaptive.get(), alignment.get()}, optimizer, schedule,
                         averaging ? &average : nullptr, tally);
           },
-          progress, epoch, nullptr, in.parallel);
+          progress, epoch, &stop_hook, in.parallel);
       end_epoch_replicas(in, net);
       if (averaging) end_epoch_replicas(in, average);
       if (in.parallel != nullptr && in.parallel->distributed()) {

@@ -46,6 +46,7 @@ class SupervisedTransfer final : public TransferMethod {
       stages::EpochSpec spec = training_epoch(*in.train, in.split->labelled, o, epoch, batch_size, in.parallel);
       spec.drop_last = labelled > batch_size;
       spec.stages = *in.stages;
+      const EpochResume stop_hook = stop_checks(in, phase, epoch);
       const auto report = train_epoch(
           spec, compute,
           [&](const torch::Tensor& images, const torch::Tensor& labels) {
@@ -70,7 +71,7 @@ class SupervisedTransfer final : public TransferMethod {
             r.count = images.size(0);
             return r;
           },
-          progress, epoch, nullptr, in.parallel);
+          progress, epoch, &stop_hook, in.parallel);
       end_epoch_replicas(in, net);
       result.wait_seconds += report.wait_seconds;
       result.graph_seconds += report.seconds;

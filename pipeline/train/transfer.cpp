@@ -91,6 +91,16 @@ void LearningRateSchedule::before_step() {
   for (std::size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(optimizer_->base_lrs[i] * factor);
 }
 
+EpochResume stop_checks(const TransferInputs& in, const std::string& phase, std::int64_t epoch) {
+  EpochResume hook;
+  if (!in.stop_if_requested) return hook;
+  hook.after_step = [&in, phase, epoch](const EpochTotals& totals) {
+    in.stop_if_requested("during " + phase + " at epoch " + std::to_string(epoch + 1) + " step " +
+                         std::to_string(totals.steps) + " (a resumed run trains the transfer modes again)");
+  };
+  return hook;
+}
+
 double record_validation(const TransferInputs& in, Classifier& net, std::int64_t epoch, TransferResult& result) {
   result.val_accuracy =
       evaluate_accuracy(*net.backbone, *net.head, *in.validation, in.compute, in.options->trainer.eval_batch_size,

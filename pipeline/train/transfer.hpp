@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,9 @@ struct TransferInputs {
   /// The ranks of a data-parallel run (nullptr: one process): batch sizes
   /// are global, each rank trains on its share, and evaluations are shared.
   DataParallel* parallel = nullptr;
+  /// Called after every training step: throws RunInterrupted when the run
+  /// was asked to stop (a signal), naming `where`; empty: never stops.
+  std::function<void(const std::string& where)> stop_if_requested;
 };
 
 struct TransferResult {

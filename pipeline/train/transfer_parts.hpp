@@ -58,6 +58,11 @@ class LearningRateSchedule {
   std::int64_t step_ = 0;
 };
 
+/// The per-step hook of a transfer epoch: stops the run, after the step in
+/// flight, when a signal asked it to (in.stop_if_requested), rather than
+/// after the whole mode, which can take half an hour.
+EpochResume stop_checks(const TransferInputs& in, const std::string& phase, std::int64_t epoch);
+
 /// Validation accuracy after an epoch, into `result` (last and best).
 double record_validation(const TransferInputs& in, Classifier& net, std::int64_t epoch, TransferResult& result);
 
