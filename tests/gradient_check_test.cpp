@@ -126,6 +126,65 @@ TEST_P(CheckedOptimizer, UpdatesLikeThePlainOneAndSkipsANonFiniteUpdate) {
 
 INSTANTIATE_TEST_SUITE_P(AdamAndSgd, CheckedOptimizer, ::testing::Values("adam", "sgd"));
 
+// pretext.lr_schedule: an update at the rate as made times the factor. A
+// state loaded from a checkpoint carries the scaled rate of its last step;
+// the factor still scales the rate as made, not the loaded one.
+TEST(ScaledOptimizer, UpdatesAtTheRateAsMadeTimesTheFactorAlsoAfterLoadingAState) {
+  OptimizerOptions options;
+  options.kind = "sgd";
+  options.momentum = 0.0;  // an update is -lr x gradient
+  options.lr = 0.1;
+  torch::manual_seed(5);
+  torch::nn::Linear net(3, 2);
+  const auto input = torch::randn({4, 3});
+  // One step at the factor; the change of the weight and the gradient it came from.
+  auto step = [&](torch::optim::Optimizer& optimizer) {
+    optimizer.zero_grad();
+    net->forward(input).pow(2).sum().backward();
+    const auto before = net->weight.detach().clone();
+    const auto gradient = net->weight.grad().clone();
+    optimizer.step();
+    return std::make_pair(net->weight.detach() - before, gradient);
+  };
+
+  auto scale = std::make_shared<LearningRateScale>();
+  scale->factor = 0.25;
+  auto scaled = make_optimizer(options, net->parameters(), nullptr, nullptr, scale);
+  const auto [change, gradient] = step(*scaled);
+  EXPECT_TRUE(torch::allclose(change, -0.025 * gradient, 1e-6, 1e-7));
+  std::stringstream saved;
+  {
+    torch::serialize::OutputArchive archive;
+    scaled->save(archive);
+    archive.save_to(saved);
+  }
+
+  auto fresh_scale = std::make_shared<LearningRateScale>();  // factor 1
+  auto resumed = make_optimizer(options, net->parameters(), nullptr, nullptr, fresh_scale);
+  {
+    torch::serialize::InputArchive archive;
+    archive.load_from(saved);
+    resumed->load(archive);
+  }
+  // The group may hold the scaled rate of the saved step (a state that
+  // restores the options does; LibTorch 1.13's load keeps the rate as made):
+  // the factor scales the rate as made either way.
+  resumed->param_groups()[0].options().set_lr(0.025);
+  const auto [full_change, full_gradient] = step(*resumed);
+  EXPECT_TRUE(torch::allclose(full_change, -0.1 * full_gradient, 1e-6, 1e-7));
+  fresh_scale->factor = 0.5;
+  const auto [half_change, half_gradient] = step(*resumed);
+  EXPECT_TRUE(torch::allclose(half_change, -0.05 * half_gradient, 1e-6, 1e-7));
+}
+
+TEST(ScaledOptimizer, CosineDecayRunsFromOneToZero) {
+  EXPECT_DOUBLE_EQ(cosine_decay(0, 100), 1.0);
+  EXPECT_NEAR(cosine_decay(50, 100), 0.5, 1e-12);
+  EXPECT_NEAR(cosine_decay(25, 100), 0.5 * (1.0 + std::sqrt(0.5)), 1e-12);
+  EXPECT_NEAR(cosine_decay(100, 100), 0.0, 1e-12);
+  EXPECT_DOUBLE_EQ(cosine_decay(0, 0), 1.0);  // no steps: no division by zero
+}
+
 // ---- every built-in task: a NaN gradient in its backbone is found, and not applied ----
 
 struct BuiltinTask {

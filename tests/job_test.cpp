@@ -197,6 +197,36 @@ TEST_F(TinyRun, GanRunWritesSampleGridsAndGanMetrics) {
   EXPECT_EQ(read(dir_ / "ten.png"), read(dir_ / "ten-again.png"));
 }
 
+TEST_F(TinyRun, ACosinePretextScheduleChangesTrainingAndIsRefusedForATaskThatMakesItsOwnOptimisers) {
+  const std::vector<std::string> pretext_only = {"transfer.modes=[\"fixed\"]", "transfer.epochs=1"};
+  auto with = [&](std::vector<std::string> overrides, const std::vector<std::string>& more) {
+    overrides.insert(overrides.end(), more.begin(), more.end());
+    return overrides;
+  };
+  run(dir_ / "constant", pretext_only);
+  run(dir_ / "cosine", with(pretext_only, {"pretext.lr_schedule=\"cosine\""}));
+  const auto constant = pretext_losses(dir_ / "constant" / "metrics.csv");
+  const auto cosine = pretext_losses(dir_ / "cosine" / "metrics.csv");
+  ASSERT_EQ(constant.size(), 3U);
+  ASSERT_EQ(cosine.size(), 3U);
+  // The first step is at the full rate either way; by the last epoch the
+  // cosine run's rate is below a quarter of it, so its losses differ.
+  EXPECT_NE(cosine.at(3), constant.at(3));
+  EXPECT_NE(read(dir_ / "cosine" / "config.toml").find("lr_schedule = 'cosine'"), std::string::npos);
+
+  // The GAN makes its two Adams itself: the host's schedule cannot reach them.
+  try {
+    run(dir_ / "gan", with(pretext_only, {"pretext.plugin=gan", "pretext.stages=[]", "pretext.latent_dim=8",
+                                          "pretext.generator_width=4", "pretext.lr_schedule=\"cosine\""}));
+    FAIL() << "a cosine schedule for the GAN was accepted";
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("pretext.lr_schedule"), std::string::npos) << what;
+    EXPECT_NE(what.find("'gan'"), std::string::npos) << what;
+    EXPECT_NE(what.find("TrainingContext::make_optimizer"), std::string::npos) << what;
+  }
+}
+
 TEST_F(TinyRun, AssemblingARunReadsNoData) {
   const std::vector<std::string> moved{"data.path=" + (dir_ / "gone-images-idx3-ubyte").string()};
   const AssembledRun run(config_, moved);  // config, options, plugins and components only

@@ -282,6 +282,18 @@ TEST_F(Resume, StopInTheFirstEpochWithStepCheckpointsResumesExactly) {
             deterministic_metrics(dir_ / "whole" / "metrics.csv"));
 }
 
+// The cosine schedule's factor follows the global step, and the learning
+// rate it scales is the one the optimiser was made with, not the scaled one
+// a checkpoint saved: resumed, the run steps exactly as it would have.
+TEST_F(Resume, StoppedAndResumedRunWithACosinePretextScheduleEqualsAnUninterruptedOne) {
+  const std::vector<std::string> overrides = {"pretext.lr_schedule=\"cosine\""};
+  run(dir_ / "whole", overrides);
+  interrupt(dir_ / "parts", 19, overrides);
+  resume(dir_ / "parts");
+  EXPECT_EQ(deterministic_metrics(dir_ / "parts" / "metrics.csv"),
+            deterministic_metrics(dir_ / "whole" / "metrics.csv"));
+}
+
 TEST_F(Resume, CorruptNewestCheckpointIsSkippedWithAWarning) {
   const std::vector<std::string> overrides = {"checkpoint.every_steps=2", "checkpoint.keep=3"};
   run(dir_ / "whole", overrides);

@@ -124,7 +124,8 @@ class BOOST_SYMBOL_VISIBLE TrainingContext {
   /// The loss configured in [pretext.loss].
   virtual std::shared_ptr<Loss> make_loss() = 0;
   /// The optimiser configured in [pretext] over `parameters`. It skips an
-  /// update whose gradients are not finite (see gradients_finite).
+  /// update whose gradients are not finite (see gradients_finite), and
+  /// follows pretext.lr_schedule (a task's own optimisers do not).
   virtual std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<torch::Tensor> parameters) = 0;
   /// Runs `forward` under the configured autocast (e.g. bf16 on CPU), if any.
   virtual torch::Tensor autocast(const std::function<torch::Tensor()>& forward) = 0;

@@ -254,6 +254,10 @@ RunOptions read_run_options(RunSections& s) {
   o.pretext.batch_size =
       s.pretext.integer("batch_size", o.pretext.batch_size, 1, 1 << 16, "samples per pretext step (after views)");
   o.pretext.optimizer = read_optimizer(s.pretext, OptimizerOptions{});
+  o.pretext.lr_schedule =
+      s.pretext.choice("lr_schedule", o.pretext.lr_schedule, {"constant", "cosine"},
+                       "constant, or cosine decay to 0 over all pretext steps (of the optimisers the task makes with "
+                       "TrainingContext::make_optimizer)");
   o.pretext.load = s.pretext.string("load", "", "pretext.pt of an earlier run to start from (same model and task)");
   o.pretext_loss_plugin = s.pretext_loss.string("plugin", o.pretext_loss_plugin, "loss plugin for the pretext task");
 

@@ -67,7 +67,8 @@ struct PretextOptions {
   std::int64_t epochs = 1;
   std::int64_t batch_size = 32;
   OptimizerOptions optimizer;
-  std::string load;  // pretext.pt of an earlier run to start from; empty: fresh
+  std::string lr_schedule = "constant";  // constant | cosine (per step, to 0 at the end)
+  std::string load;                      // pretext.pt of an earlier run to start from; empty: fresh
 };
 
 /// [transfer.semi]: the semi-supervised modes, FixMatch (Sohn et al., 2020).

@@ -1,5 +1,8 @@
 #include "pipeline/train/compute.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 #include <ATen/autocast_mode.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
@@ -105,7 +108,8 @@ torch::Tensor Compute::autocast_forward(const std::function<torch::Tensor()>& fo
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
                                                         std::vector<ParameterGroup> groups,
                                                         std::shared_ptr<GradientCheck> check,
-                                                        std::shared_ptr<GradientSync> sync) {
+                                                        std::shared_ptr<GradientSync> sync,
+                                                        std::shared_ptr<const LearningRateScale> scale) {
   auto with_groups = [&](const auto& defaults) {
     std::vector<torch::optim::OptimizerParamGroup> param_groups;
     for (auto& g : groups) {
@@ -117,8 +121,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& 
   };
   auto make = [&](auto type, const auto& defaults) -> std::unique_ptr<torch::optim::Optimizer> {
     using Optimizer = typename decltype(type)::type;
-    if (check || sync)
-      return std::make_unique<HostOptimizer<Optimizer>>(check, sync, with_groups(defaults), defaults);
+    if (check || sync || scale)
+      return std::make_unique<HostOptimizer<Optimizer>>(check, sync, scale, with_groups(defaults), defaults);
     return std::make_unique<Optimizer>(with_groups(defaults), defaults);
   };
   if (options.kind == "sgd")
@@ -130,9 +134,16 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
                                                         std::vector<torch::Tensor> parameters,
                                                         std::shared_ptr<GradientCheck> check,
-                                                        std::shared_ptr<GradientSync> sync) {
+                                                        std::shared_ptr<GradientSync> sync,
+                                                        std::shared_ptr<const LearningRateScale> scale) {
   return make_optimizer(options, std::vector<ParameterGroup>{{std::move(parameters), options.lr}}, std::move(check),
-                        std::move(sync));
+                        std::move(sync), std::move(scale));
+}
+
+double cosine_decay(std::int64_t step, std::int64_t total_steps) {
+  constexpr double kPi = 3.14159265358979323846;
+  const double total = static_cast<double>(std::max<std::int64_t>(1, total_steps));
+  return 0.5 * (1.0 + std::cos(kPi * static_cast<double>(step) / total));
 }
 
 std::uint64_t phase_seed(std::uint64_t seed, const std::string& phase) {

@@ -40,22 +40,30 @@ struct ParameterGroup {
   double lr = 0.0;
 };
 
-class GradientCheck;  // gradient_check.hpp
-class GradientSync;   // gradient_check.hpp
+class GradientCheck;       // gradient_check.hpp
+class GradientSync;        // gradient_check.hpp
+struct LearningRateScale;  // gradient_check.hpp
 
 /// The optimiser `options` describe, over one group at options.lr ...
 /// With `sync`, it averages the gradients over the data-parallel ranks
 /// before each update; with `check`, it then checks them and skips the
-/// update when one is not finite (a HostOptimizer).
+/// update when one is not finite; with `scale`, it updates at its learning
+/// rates times scale->factor (a HostOptimizer, with any of the three).
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
                                                         std::vector<torch::Tensor> parameters,
                                                         std::shared_ptr<GradientCheck> check = nullptr,
-                                                        std::shared_ptr<GradientSync> sync = nullptr);
+                                                        std::shared_ptr<GradientSync> sync = nullptr,
+                                                        std::shared_ptr<const LearningRateScale> scale = nullptr);
 /// ... or over several groups, each with its own learning rate.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& options,
                                                         std::vector<ParameterGroup> groups,
                                                         std::shared_ptr<GradientCheck> check = nullptr,
-                                                        std::shared_ptr<GradientSync> sync = nullptr);
+                                                        std::shared_ptr<GradientSync> sync = nullptr,
+                                                        std::shared_ptr<const LearningRateScale> scale = nullptr);
+
+/// A cosine decay's factor at `step` of `total_steps` (from 0): 1 at step 0,
+/// falling to 0 at total_steps (pretext and transfer lr_schedule = "cosine").
+double cosine_decay(std::int64_t step, std::int64_t total_steps);
 
 /// The torch seed of one phase of a run ("pretext", "transfer.<mode>",
 /// "random-init", "sample"): distinct per phase, so each mode's initialisation

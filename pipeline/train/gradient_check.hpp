@@ -77,17 +77,29 @@ class GradientSync {
   virtual void average(const std::vector<torch::Tensor>& parameters) = 0;
 };
 
+/// A learning-rate schedule the host applies to optimisers a task made with
+/// TrainingContext::make_optimizer: each update uses every group's learning
+/// rate, as made, times `factor` (pretext.lr_schedule; the job sets it before
+/// each step). The task never sees it.
+struct LearningRateScale {
+  double factor = 1.0;
+};
+
 /// An optimiser (Adam, SGD, ...) that, before each update, averages the
 /// gradients over the ranks (with `sync`) and asks `check` (either may be
-/// null), skipping the update when a gradient is not finite. Otherwise it is
-/// `Base`: same options, same state, saved and loaded alike (make_optimizer
-/// in compute.hpp makes these).
+/// null), skipping the update when a gradient is not finite; with `scale`,
+/// it updates at its groups' learning rates times scale->factor. Otherwise
+/// it is `Base`: same options, same state, saved and loaded alike
+/// (make_optimizer in compute.hpp makes these).
 template <class Base>
 class HostOptimizer final : public Base {
  public:
   template <class... Args>
-  HostOptimizer(std::shared_ptr<GradientCheck> check, std::shared_ptr<GradientSync> sync, Args&&... args)
-      : Base(std::forward<Args>(args)...), check_(std::move(check)), sync_(std::move(sync)) {}
+  HostOptimizer(std::shared_ptr<GradientCheck> check, std::shared_ptr<GradientSync> sync,
+                std::shared_ptr<const LearningRateScale> scale, Args&&... args)
+      : Base(std::forward<Args>(args)...), check_(std::move(check)), sync_(std::move(sync)), scale_(std::move(scale)) {
+    for (const auto& group : this->param_groups()) base_lrs_.push_back(group.options().get_lr());
+  }
 
   torch::Tensor step(torch::optim::Optimizer::LossClosure closure = nullptr) override {
     torch::Tensor loss;
@@ -99,13 +111,26 @@ class HostOptimizer final : public Base {
     // After the average, so that every rank decides alike.
     if (check_ != nullptr && !check_->all_finite(optimizer_parameters(*this)))
       return loss;  // the job stops the run after this step
+    if (scale_ != nullptr) apply_scale();
     Base::step(nullptr);
     return loss;
   }
 
  private:
+  /// The groups' learning rates as made are kept here, not read back from
+  /// the groups: those hold the last scaled rate, and so does a state loaded
+  /// from a checkpoint.
+  void apply_scale() {
+    auto& groups = this->param_groups();
+    for (std::size_t i = base_lrs_.size(); i < groups.size(); ++i)  // a group added later: its rate as added
+      base_lrs_.push_back(groups[i].options().get_lr());
+    for (std::size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(base_lrs_[i] * scale_->factor);
+  }
+
   std::shared_ptr<GradientCheck> check_;
   std::shared_ptr<GradientSync> sync_;
+  std::shared_ptr<const LearningRateScale> scale_;
+  std::vector<double> base_lrs_;
 };
 
 }  // namespace pretext

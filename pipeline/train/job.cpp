@@ -224,11 +224,16 @@ std::shared_ptr<Backbone> Job::run_pretext(artefacts::RunDirectory& dir, Progres
       scratch.path().string(), [this](const std::string& name) { return assembled_.loss_with_defaults(name); },
       options().trainer.check_gradients, parallel_->distributed() ? parallel_ : nullptr);
   guard_plugin_call(label, "PretextTask::setup", [&] { task.setup(context); });
+  const auto& p = options().pretext;
+  const bool cosine = p.lr_schedule == "cosine";
+  if (cosine && context.optimizers_made() == 0)
+    throw InputError("pretext.lr_schedule = \"cosine\": " + label +
+                     " made no optimiser with TrainingContext::make_optimizer (it makes its own), so the host "
+                     "cannot schedule its learning rate; use \"constant\" (the task's own options may offer one)");
   pretext_context_ = &context;
   // Faults in make_views name the task; its views are checked (view_contract.hpp).
   const GuardedViewMaker task_views(
       task, label, options().trainer.check_views == "basic" ? ViewChecks::basic : ViewChecks::guarded);
-  const auto& p = options().pretext;
   if (!p.load.empty()) {
     if (!std::filesystem::is_regular_file(p.load))
       throw InputError("pretext.load: " + p.load + " is not a file (expected a pretext.pt from an earlier run)");
@@ -260,6 +265,9 @@ std::shared_ptr<Backbone> Job::run_pretext(artefacts::RunDirectory& dir, Progres
           spec, compute_,
           [&](const torch::Tensor& x, const torch::Tensor& y) {
             ++step;
+            if (cosine)
+              context.set_learning_rate_factor(
+                  cosine_decay(epoch * steps_per_epoch + step - 1, p.epochs * steps_per_epoch));
             StepResult result;
             try {
               result = guard_plugin_call(label, "PretextTask::train_step", [&] { return task.train_step(x, y); });

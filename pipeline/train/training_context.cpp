@@ -41,8 +41,9 @@ std::shared_ptr<Head> HostTrainingContext::make_head(const FeatureShape& feature
 }
 
 std::unique_ptr<torch::optim::Optimizer> HostTrainingContext::make_optimizer(std::vector<torch::Tensor> parameters) {
+  ++optimizers_;
   return pretext::make_optimizer(optimizer_, std::move(parameters),
-                                 gradient_check_->enabled() ? gradient_check_ : nullptr, sync_);
+                                 gradient_check_->enabled() ? gradient_check_ : nullptr, sync_, scale_);
 }
 
 bool HostTrainingContext::gradients_finite(const torch::nn::Module& module, const std::string& name) {

@@ -36,6 +36,11 @@ class HostTrainingContext final : public TrainingContext {
 
   /// What the checks found: the job calls throw_if_found() after each step.
   [[nodiscard]] GradientCheck& gradient_check() { return *gradient_check_; }
+  /// The learning-rate factor of the next update of every optimiser
+  /// make_optimizer() made (pretext.lr_schedule); 1 until set.
+  void set_learning_rate_factor(double factor) { scale_->factor = factor; }
+  /// How many optimisers make_optimizer() made: a schedule reaches only those.
+  [[nodiscard]] int optimizers_made() const { return optimizers_; }
   /// The modules the host knows the task trains: those made by make_backbone
   /// and make_head, and those passed to gradients_finite. Their batch-norm
   /// statistics are averaged over the ranks after each epoch.
@@ -50,8 +55,10 @@ class HostTrainingContext final : public TrainingContext {
   std::string run_directory_;
   LossByName loss_by_name_;
   std::shared_ptr<GradientCheck> gradient_check_;  // shared with the optimisers it made
-  std::shared_ptr<GradientSync> sync_;              // null: one process
-  int backbones_ = 0;                              // made so far, to name their parameters apart
+  std::shared_ptr<GradientSync> sync_;             // null: one process
+  std::shared_ptr<LearningRateScale> scale_ = std::make_shared<LearningRateScale>();
+  int optimizers_ = 0;
+  int backbones_ = 0;  // made so far, to name their parameters apart
   int heads_ = 0;
   std::vector<std::weak_ptr<torch::nn::Module>> made_;
   // The task's own modules, as gradients_finite saw them; the task keeps them

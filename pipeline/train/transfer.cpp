@@ -1,7 +1,5 @@
 #include "pipeline/train/transfer.hpp"
 
-#include <cmath>
-
 #include "pipeline/train/data_parallel.hpp"
 #include "pipeline/train/training_context.hpp"
 #include "pipeline/train/transfer_parts.hpp"
@@ -83,10 +81,9 @@ LearningRateSchedule::LearningRateSchedule(const TransferInputs& in, TransferOpt
       total_steps_(std::max<std::int64_t>(1, total_steps)) {}
 
 void LearningRateSchedule::before_step() {
-  constexpr double kPi = 3.14159265358979323846;
   const std::int64_t step = step_++;
   if (!cosine_) return;
-  const double factor = 0.5 * (1.0 + std::cos(kPi * static_cast<double>(step) / static_cast<double>(total_steps_)));
+  const double factor = cosine_decay(step, total_steps_);
   auto& groups = optimizer_->optimizer->param_groups();
   for (std::size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(optimizer_->base_lrs[i] * factor);
 }
