@@ -2,7 +2,7 @@
 // Two ranks as two threads of this process, each with its own ProcessGroup
 // over loopback (c10d's TCPStore and gloo, as `pretext launch` would give two
 // processes), average the gradients of a conv4 backbone with its rotation
-// head (the quickstart's networks) at several bucket sizes. A benchmark
+// head (configs/study.toml's networks) at several bucket sizes. A benchmark
 // program, not a test: see bench/README.md. No figure is asserted.
 //
 //   pretext-distributed-bench [--steps N] [--bytes B] [--width W]

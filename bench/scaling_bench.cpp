@@ -8,7 +8,7 @@
 //
 // Each round runs both cases, alternating which goes first, so a machine
 // that speeds up or slows down during the benchmark biases neither. Every
-// run is a real `pretext run` of configs/quickstart.toml with one pretext
+// run is a real `pretext run` of configs/study.toml with one pretext
 // epoch on U unlabelled images and a one-epoch fixed transfer.
 #include <algorithm>
 #include <cstdio>
@@ -50,7 +50,7 @@ Run run_case(const Settings& settings, bool data_parallel, const fs::path& out) 
   const int threads_each = data_parallel ? 1 : settings.processes;
   std::string command = quoted(PRETEXT_BINARY) + " ";
   if (data_parallel) command += "launch --nproc-per-node " + std::to_string(settings.processes) + " -- ";
-  command += "run " + quoted(std::string(PRETEXT_SOURCE_DIR) + "/configs/quickstart.toml") + " --out " +
+  command += "run " + quoted(std::string(PRETEXT_SOURCE_DIR) + "/configs/study.toml") + " --out " +
              quoted(out.string()) + " --force";
   std::vector<std::string> sets = {"threads=" + std::to_string(threads_each),
                                    "pipeline.threads=1",

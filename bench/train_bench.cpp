@@ -37,7 +37,7 @@ struct Variant {
 };
 
 struct Settings {
-  fs::path config = fs::path(PRETEXT_SOURCE_DIR) / "configs" / "quickstart.toml";
+  fs::path config = fs::path(PRETEXT_SOURCE_DIR) / "configs" / "study.toml";
   long long unlabelled = 8000;
   long long transfer_epochs = 5;
   long long repeats = 1;
@@ -159,7 +159,7 @@ long long parse_count(const std::string& flag, const std::string& text) {
 void usage() {
   std::cerr << "usage: pretext-train-bench [--config FILE] [--unlabelled N] [--transfer-epochs N]\n"
                "                           [--repeats R] [--variants LIST] [--set KEY=VALUE ...]\n"
-               "  --config FILE         base run config (default: configs/quickstart.toml)\n"
+               "  --config FILE         base run config (default: configs/study.toml)\n"
                "  --unlabelled N        unlabelled images for the one pretext epoch (default 8000)\n"
                "  --transfer-epochs N   epochs of the fixed transfer (default 5)\n"
                "  --repeats R           runs per variant, round robin; the median speed is reported (default 1)\n"

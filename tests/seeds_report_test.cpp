@@ -22,7 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The quickstart's fine-tuned validation accuracies at seeds 0, 1 and 2 (issue 14).
+// configs/study.toml's fine-tuned validation accuracies at seeds 0, 1 and 2 (issue 14).
 const std::vector<double> kFinetuned = {0.8290, 0.8115, 0.8270};
 
 TEST(Seeds, MeanAndSampleStandardDeviationByHand) {
