@@ -283,6 +283,21 @@ namespace {
 // paths are pointed at the synthetic files (the real ones may be absent).
 // ---- the semi-supervised modes ----------------------------------------------
 
+// A mode of no epochs reports its starting networks' validation accuracy
+// (best epoch 0), not a 0 that was never measured.
+TEST_F(TinyRun, ATransferOfNoEpochsReportsTheAccuracyOfTheNetworksItStartsWith) {
+  const auto summary =
+      run(dir_ / "none", {"pretext.epochs=1", R"(transfer.modes=["fixed", "semi"])", "transfer.epochs=0",
+                          "transfer.semi.epochs=0", R"(transfer.semi.strong_stages=[{ name = "rand_augment" }])"});
+  for (const char* mode : {"fixed", "semi"}) {
+    const auto* result = summary["transfer"][mode].as_table();
+    ASSERT_NE(result, nullptr) << mode;
+    EXPECT_GT((*result)["val_accuracy"].value_or(0.0), 0.0) << mode;
+    EXPECT_EQ((*result)["best_epoch"].value_or(std::int64_t{-1}), 0) << mode;
+    EXPECT_EQ((*result)["best_val_accuracy"].value_or(-1.0), (*result)["val_accuracy"].value_or(-2.0)) << mode;
+  }
+}
+
 TEST_F(TinyRun, SemiSupervisedModesRecordMaskRateAndPseudoLabelAccuracyAndSaveTheirNetworks) {
   const auto out = dir_ / "semi";
   const auto summary =

@@ -111,6 +111,9 @@ double record_validation(const TransferInputs& in, Classifier& net, std::int64_t
 
 void finish_transfer(const TransferInputs& in, const std::string& phase, Classifier net,
                      std::chrono::steady_clock::time_point started, TransferResult& result, Progress& progress) {
+  // No epoch ran (epochs = 0): the networks as they start, with the best
+  // "epoch" 0, rather than a validation accuracy of 0 that was never measured.
+  if (result.best_epoch == 0) record_validation(in, net, -1, result);
   if (in.test != nullptr) {
     result.test_accuracy =
         evaluate_accuracy(*net.backbone, *net.head, *in.test, in.compute, in.options->trainer.eval_batch_size,
