@@ -118,8 +118,7 @@ class HostOptimizer final : public Base {
 
  private:
   /// The groups' learning rates as made are kept here, not read back from
-  /// the groups: those hold the last scaled rate, and so does a state loaded
-  /// from a checkpoint.
+  /// the groups: those hold the last scaled rate (and a loaded state may).
   void apply_scale() {
     auto& groups = this->param_groups();
     for (std::size_t i = base_lrs_.size(); i < groups.size(); ++i)  // a group added later: its rate as added
