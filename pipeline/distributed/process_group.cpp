@@ -314,6 +314,12 @@ ProcessGroup::ProcessGroup(const DistributedEnvironment& environment, millisecon
     options->devices.push_back(gloo_device(environment));
     g.gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(
         c10::make_intrusive<c10d::PrefixStore>("gloo/", g.store), environment.rank, environment.world_size, options);
+    // A rank's gloo can be connected before its peers' are: a rank that then
+    // left at once (a config error, a test's end) would close its side of a
+    // pair another rank is still handshaking on, and that rank would report
+    // "connection closed" instead of the cause. So no rank leaves construction
+    // before every rank is connected.
+    g.gloo->barrier()->wait();
   } catch (const std::exception& e) {
     throw std::runtime_error("rank " + std::to_string(environment.rank) + " could not connect to its peers within " +
                              seconds(timeout) + " (after " + seconds_since(start) + "): " + first_line(e.what()));
