@@ -60,7 +60,7 @@ TransferOptimizer make_transfer_optimizer(const TransferInputs& in, const Classi
   if (train_backbone) groups.push_back({net.backbone->parameters(), o.transfer.optimizer.lr});
   if (auxiliary != nullptr) groups.push_back({auxiliary->parameters(), o.transfer.head_lr});
   TransferOptimizer out;
-  for (const auto& g : groups) out.base_lrs.push_back(g.lr);
+  out.scale = std::make_shared<LearningRateScale>();
   // A NaN or infinite gradient skips its update and ends the mode after the step, naming the parameter.
   out.gradient_check = std::make_shared<GradientCheck>(o.trainer.check_gradients);
   out.gradient_check->name_parameters(*net.backbone, phase + ".backbone");
@@ -70,7 +70,7 @@ TransferOptimizer make_transfer_optimizer(const TransferInputs& in, const Classi
   std::shared_ptr<GradientSync> sync;
   if (in.parallel != nullptr && in.parallel->distributed()) sync = std::shared_ptr<GradientSync>(std::shared_ptr<GradientSync>(), in.parallel);
   out.optimizer = make_optimizer(o.transfer.optimizer, std::move(groups),
-                                 o.trainer.check_gradients ? out.gradient_check : nullptr, std::move(sync));
+                                 o.trainer.check_gradients ? out.gradient_check : nullptr, std::move(sync), out.scale);
   return out;
 }
 
@@ -83,9 +83,7 @@ LearningRateSchedule::LearningRateSchedule(const TransferInputs& in, TransferOpt
 void LearningRateSchedule::before_step() {
   const std::int64_t step = step_++;
   if (!cosine_) return;
-  const double factor = cosine_decay(step, total_steps_);
-  auto& groups = optimizer_->optimizer->param_groups();
-  for (std::size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(optimizer_->base_lrs[i] * factor);
+  optimizer_->scale->factor = cosine_decay(step, total_steps_);
 }
 
 EpochResume stop_checks(const TransferInputs& in, const std::string& phase, std::int64_t epoch) {

@@ -39,7 +39,8 @@ std::int64_t local_count(const TransferInputs& in, std::size_t images);
 struct TransferOptimizer {
   std::shared_ptr<GradientCheck> gradient_check;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
-  std::vector<double> base_lrs;  // per parameter group
+  /// The optimiser updates at its groups' rates times this (LearningRateSchedule sets it).
+  std::shared_ptr<LearningRateScale> scale;
 };
 TransferOptimizer make_transfer_optimizer(const TransferInputs& in, const Classifier& net, bool train_backbone,
                                           const std::string& phase, Head* auxiliary = nullptr);
@@ -48,7 +49,7 @@ TransferOptimizer make_transfer_optimizer(const TransferInputs& in, const Classi
 class LearningRateSchedule {
  public:
   LearningRateSchedule(const TransferInputs& in, TransferOptimizer& optimizer, std::int64_t total_steps);
-  /// Sets the learning rates of the next step.
+  /// Sets the factor of the next step's learning rates (optimizer.scale).
   void before_step();
 
  private:
