@@ -185,6 +185,29 @@ TEST(ScaledOptimizer, CosineDecayRunsFromOneToZero) {
   EXPECT_DOUBLE_EQ(cosine_decay(0, 0), 1.0);  // no steps: no division by zero
 }
 
+// One step from a weight of 1 with a zero gradient, lr 0.1, weight decay
+// 0.5. Adam adds the decay to the gradient (0.5), and its first step moves
+// by the learning rate: to 0.9. AdamW shrinks the weight apart from the
+// gradient, by lr x decay: to 0.95, or 0.975 when a schedule halves the rate.
+TEST(Optimizers, AdamWDecaysTheWeightsApartFromTheGradientAndAdamThroughIt) {
+  auto one_step = [](const std::string& kind, std::shared_ptr<LearningRateScale> scale) {
+    OptimizerOptions options;
+    options.kind = kind;
+    options.lr = 0.1;
+    options.weight_decay = 0.5;
+    auto weight = torch::ones({1}, torch::requires_grad());
+    auto optimizer = make_optimizer(options, {weight}, nullptr, nullptr, std::move(scale));
+    weight.mutable_grad() = torch::zeros_like(weight);
+    optimizer->step();
+    return weight.item<double>();
+  };
+  EXPECT_NEAR(one_step("adam", nullptr), 0.9, 1e-6);
+  EXPECT_NEAR(one_step("adamw", nullptr), 0.95, 1e-6);
+  auto half = std::make_shared<LearningRateScale>();
+  half->factor = 0.5;
+  EXPECT_NEAR(one_step("adamw", half), 0.975, 1e-6);
+}
+
 // ---- every built-in task: a NaN gradient in its backbone is found, and not applied ----
 
 struct BuiltinTask {

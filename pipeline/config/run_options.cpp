@@ -12,9 +12,12 @@ constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist/";
 
 OptimizerOptions read_optimizer(config::Section& s, const OptimizerOptions& defaults) {
   OptimizerOptions o;
-  o.kind = s.choice("optimizer", defaults.kind, {"adam", "sgd"}, "optimiser");
+  o.kind = s.choice("optimizer", defaults.kind, {"adam", "adamw", "sgd"},
+                    "optimiser; adamw: Adam with decoupled weight decay (Loshchilov and Hutter)");
   o.lr = s.number("lr", defaults.lr, 1e-8, 10.0, "learning rate");
-  o.weight_decay = s.number("weight_decay", defaults.weight_decay, 0.0, 1.0, "L2 weight decay");
+  o.weight_decay = s.number("weight_decay", defaults.weight_decay, 0.0, 1.0,
+                            "weight decay: an L2 term in the gradient (adam, sgd), or a shrink of lr x weight_decay "
+                            "a step, apart from the gradient (adamw)");
   o.momentum = s.number("momentum", defaults.momentum, 0.0, 0.999, "SGD momentum (sgd only)");
   return o;
 }

@@ -16,7 +16,7 @@
 namespace pretext {
 
 struct OptimizerOptions {
-  std::string kind = "adam";  // adam | sgd
+  std::string kind = "adam";  // adam | adamw | sgd
   double lr = 1e-3;
   double weight_decay = 0.0;
   double momentum = 0.9;  // sgd only

@@ -5,6 +5,7 @@
 
 #include <ATen/autocast_mode.h>
 #include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
 #include "common/errors.hpp"
@@ -128,6 +129,9 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& 
   if (options.kind == "sgd")
     return make(Type<torch::optim::SGD>{},
                 torch::optim::SGDOptions(options.lr).momentum(options.momentum).weight_decay(options.weight_decay));
+  if (options.kind == "adamw")
+    return make(Type<torch::optim::AdamW>{},
+                torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
   return make(Type<torch::optim::Adam>{}, torch::optim::AdamOptions(options.lr).weight_decay(options.weight_decay));
 }
 
