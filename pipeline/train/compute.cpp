@@ -130,8 +130,7 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& 
     return make(Type<torch::optim::SGD>{},
                 torch::optim::SGDOptions(options.lr).momentum(options.momentum).weight_decay(options.weight_decay));
   if (options.kind == "adamw")
-    return make(Type<torch::optim::AdamW>{},
-                torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
+    return make(Type<torch::optim::AdamW>{}, torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
   return make(Type<torch::optim::Adam>{}, torch::optim::AdamOptions(options.lr).weight_decay(options.weight_decay));
 }
 
