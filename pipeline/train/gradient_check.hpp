@@ -77,10 +77,11 @@ class GradientSync {
   virtual void average(const std::vector<torch::Tensor>& parameters) = 0;
 };
 
-/// A learning-rate schedule the host applies to optimisers a task made with
-/// TrainingContext::make_optimizer: each update uses every group's learning
-/// rate, as made, times `factor` (pretext.lr_schedule; the job sets it before
-/// each step). The task never sees it.
+/// A learning-rate schedule the host applies: each update uses every group's
+/// learning rate, as made, times `factor`. For the optimisers a task made with
+/// TrainingContext::make_optimizer the job sets it before each step
+/// (pretext.lr_schedule), and the task never sees it; for a transfer mode's
+/// optimiser, LearningRateSchedule does (transfer.lr_schedule).
 struct LearningRateScale {
   double factor = 1.0;
 };
