@@ -142,6 +142,26 @@ TEST(WeightAverage, MovesEachParameterAndStatisticTowardsTheCurrentOneAndCopiesC
   EXPECT_TRUE(torch::equal(current->weight, torch::full({2}, 3.0F))) << "the current weights are left alone";
 }
 
+TEST(WeightAverageDecay, WithWarmupRampsUpAsTensorFlowsNumUpdatesAndHoldsAtTheDecay) {
+  WeightAverageDecay warm(0.999, /*warmup=*/true);
+  EXPECT_DOUBLE_EQ(warm.next(), 0.1);         // update 0: (1 + 0) / (10 + 0)
+  EXPECT_DOUBLE_EQ(warm.next(), 2.0 / 11.0);  // update 1
+  for (int t = 2; t < 90; ++t) warm.next();
+  EXPECT_DOUBLE_EQ(warm.next(), 0.91);  // update 90: 91 / 100
+  for (int t = 91; t < 8990; ++t) warm.next();
+  EXPECT_DOUBLE_EQ(warm.next(), 0.999);  // update 8990: 8991 / 9000 = 0.999 exactly
+  EXPECT_DOUBLE_EQ(warm.next(), 0.999) << "held at ema_decay from there on";
+
+  WeightAverageDecay plain(0.999, /*warmup=*/false);
+  EXPECT_DOUBLE_EQ(plain.next(), 0.999);
+  EXPECT_DOUBLE_EQ(plain.next(), 0.999);
+
+  WeightAverageDecay low(0.5, /*warmup=*/true);
+  EXPECT_DOUBLE_EQ(low.next(), 0.1);
+  for (int t = 1; t < 8; ++t) low.next();
+  EXPECT_DOUBLE_EQ(low.next(), 0.5) << "update 8: 9 / 18, the decay reached";
+}
+
 // ---- two moons drawn as images -------------------------------------------
 
 constexpr int kSide = 16;

@@ -111,6 +111,9 @@ SemiSupervisedOptions read_semi_supervised(config::Section& s) {
                                  "lambda_u: weight of the unlabelled (pseudo-label) loss");
   o.ema_decay = s.number("ema_decay", o.ema_decay, 0.0, 0.999999,
                          "decay of the weights' exponential moving average, which is evaluated and saved; 0: none");
+  o.ema_warmup = s.boolean("ema_warmup", o.ema_warmup,
+                           "ramp the EMA's decay up as min(ema_decay, (1 + t) / (10 + t)) at update t, so the "
+                           "average forgets the untrained first weights of a short run or a fresh backbone");
   o.rotation_weight = s.number("rotation_weight", o.rotation_weight, 0.0, 1000.0,
                                "weight of an auxiliary loss predicting the rotation (0/90/180/270) of unlabelled "
                                "images, through a 4-way head of its own; 0: none");

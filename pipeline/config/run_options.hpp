@@ -86,6 +86,7 @@ struct SemiSupervisedOptions {
   double alignment_momentum = 0.999;    // distribution_alignment: momentum of the predictions' average
   double unlabelled_weight = 1.0;       // lambda_u: weight of the unlabelled loss
   double ema_decay = 0.999;             // EMA of the weights, evaluated and saved; 0: none
+  bool ema_warmup = false;              // the EMA's decay ramps up: min(ema_decay, (1 + t) / (10 + t))
   double rotation_weight = 0.0;         // auxiliary rotation loss on unlabelled images (0/90/180/270); 0: none
   // The strong view's stages ([[transfer.semi.strong_stages]]) are components: AssembledRun.
 };

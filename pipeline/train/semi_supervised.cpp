@@ -106,6 +106,11 @@ void update_weight_average(torch::nn::Module& average, const torch::nn::Module& 
   }
 }
 
+double WeightAverageDecay::next() {
+  const auto t = static_cast<double>(updates_++);
+  return warmup_ ? std::min(decay_, (1.0 + t) / (10.0 + t)) : decay_;
+}
+
 namespace {
 
 /// `indices` visited in shuffled passes until `count` are drawn; pass r of
@@ -205,6 +210,7 @@ class SemiSupervisedTransfer final : public TransferMethod {
       for (auto& p : average.head->parameters()) p.set_requires_grad(false);
     }
     Classifier& evaluated = averaging ? average : net;
+    WeightAverageDecay average_decay(semi.ema_decay, semi.ema_warmup);
     std::unique_ptr<SelfAdaptiveThreshold> adaptive;
     if (semi.thresholding == "self_adaptive") {
       adaptive = std::make_unique<SelfAdaptiveThreshold>(in.classes, semi.threshold_momentum, mean_over_ranks(in));
@@ -246,7 +252,7 @@ class SemiSupervisedTransfer final : public TransferMethod {
           {&labelled, &unlabelled}, compute,
           [&](const std::vector<BatchTensors>& parts) {
             return step(in, parts, net, rotation_head.get(), {adaptive.get(), alignment.get()}, optimizer, schedule,
-                        averaging ? &average : nullptr, tally);
+                        averaging ? &average : nullptr, average_decay, tally);
           },
           progress, epoch, &stop_hook, in.parallel);
       end_epoch_replicas(in, net);
@@ -290,7 +296,8 @@ class SemiSupervisedTransfer final : public TransferMethod {
 
   StepResult step(const TransferInputs& in, const std::vector<BatchTensors>& parts, Classifier& net,
                   Head* rotation_head, PseudoLabelling labelling, TransferOptimizer& optimizer,
-                  LearningRateSchedule& schedule, Classifier* average, PseudoLabelTally& tally) const {
+                  LearningRateSchedule& schedule, Classifier* average, WeightAverageDecay& average_decay,
+                  PseudoLabelTally& tally) const {
     const SemiSupervisedOptions& semi = in.options->transfer.semi;
     const Compute& compute = in.compute;
     const BatchTensors& labelled = parts[0];
@@ -332,8 +339,9 @@ class SemiSupervisedTransfer final : public TransferMethod {
     r.loss = loss.item<double>();
     optimizer.gradient_check->throw_if_found(r.loss);
     if (average != nullptr) {
-      update_weight_average(*average->backbone, *net.backbone, semi.ema_decay);
-      update_weight_average(*average->head, *net.head, semi.ema_decay);
+      const double decay = average_decay.next();
+      update_weight_average(*average->backbone, *net.backbone, decay);
+      update_weight_average(*average->head, *net.head, decay);
     }
     r.correct = labelled_logits.argmax(1).eq(labelled.labels).sum().item<std::int64_t>();
     r.count = n;

@@ -93,4 +93,22 @@ class DistributionAlignment {
 /// (counters) copied. Same architecture required.
 void update_weight_average(torch::nn::Module& average, const torch::nn::Module& current, double decay);
 
+/// The decay of each update of the weights' average. With `warmup`, update t
+/// (from 0) decays by min(decay, (1 + t) / (10 + t)), as TensorFlow's
+/// ExponentialMovingAverage with `num_updates`: the average then spans about
+/// the last tenth of the updates until it reaches `decay`. Without it, a short
+/// run or a fresh backbone keeps a share decay^t of its untrained first
+/// weights in the average (docs/studies.md: "On a folder of colour images").
+class WeightAverageDecay {
+ public:
+  WeightAverageDecay(double decay, bool warmup) : decay_(decay), warmup_(warmup) {}
+  /// This update's decay; the next call gives the next update's.
+  double next();
+
+ private:
+  double decay_;
+  bool warmup_;
+  std::int64_t updates_ = 0;
+};
+
 }  // namespace pretext
