@@ -298,6 +298,36 @@ TEST_F(SemiSupervisedTransfer, TheAuxiliaryRotationHeadLearnsAndItsLossIsRecorde
   EXPECT_LT(rotation->back().value, 1.2);
 }
 
+/// Every parameter of a transfer's networks, one flat vector.
+torch::Tensor flat_weights(const TransferResult& result) {
+  std::vector<torch::Tensor> parts;
+  for (const auto& p : result.backbone->parameters()) parts.push_back(p.detach().flatten());
+  for (const auto& p : result.head->parameters()) parts.push_back(p.detach().flatten());
+  return torch::cat(parts);
+}
+
+TEST_F(SemiSupervisedTransfer, EmaWarmupLetsTheAverageOfAFreshBackboneForgetItsFirstWeights) {
+  // 100 updates at 0.999: without warm-up the untrained first weights keep
+  // 0.999^100 = 90 % of the average; with it, the decay is still at most 0.92
+  // and the average holds recent weights. The average does not feed back into
+  // training, so ema_decay = 0 returns the live weights both averaged.
+  options_.transfer.semi.epochs = 2;
+  options_.transfer.semi.steps_per_epoch = 50;
+  options_.transfer.semi.ema_decay = 0.0;
+  const torch::Tensor live = flat_weights(transfer("semi_scratch"));
+  options_.transfer.semi.ema_decay = 0.999;
+  options_.transfer.semi.ema_warmup = false;
+  const torch::Tensor plain = flat_weights(transfer("semi_scratch"));
+  options_.transfer.semi.ema_warmup = true;
+  const torch::Tensor warm = flat_weights(transfer("semi_scratch"));
+  const double plain_lag = (plain - live).norm().item<double>();
+  const double warm_lag = (warm - live).norm().item<double>();
+  std::cout << "distance of the average from the live weights after 100 updates: without warm-up " << plain_lag
+            << ", with it " << warm_lag << '\n';
+  EXPECT_GT(plain_lag, 0.0);
+  EXPECT_LT(warm_lag, 0.5 * plain_lag) << "the warmed-up average keeps closer to the live weights";
+}
+
 TEST(SemiSupervisedConfig, RunsUnchangedOnAFolderOfColourImages) {
   // Two classes of 16x16 RGB PNGs in class sub-folders: reddish and bluish noise.
   const auto dir = testing::fresh_temp_dir("semi-folder");
