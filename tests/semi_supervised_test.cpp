@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -326,6 +327,36 @@ TEST_F(SemiSupervisedTransfer, EmaWarmupLetsTheAverageOfAFreshBackboneForgetItsF
             << ", with it " << warm_lag << '\n';
   EXPECT_GT(plain_lag, 0.0);
   EXPECT_LT(warm_lag, 0.5 * plain_lag) << "the warmed-up average keeps closer to the live weights";
+}
+
+/// Blanks the image: a view that went through it carries nothing to learn from.
+class BlankImage final : public Stage {
+ public:
+  void apply(ImageView image, SampleRng&) const override { std::fill_n(image.data, image.shape.numel(), 0.0F); }
+};
+
+TEST_F(SemiSupervisedTransfer, LabelledViewStrongPassesTheLabelledImagesThroughTheStrongStages) {
+  // The strong stages blank the image. With labelled_view = "weak" the four
+  // labelled images are fitted; with "strong" they all look alike, so the
+  // labelled batch's accuracy stays near one class's share (a half).
+  strong_ = {std::make_shared<BlankImage>()};
+  options_.transfer.semi.epochs = 2;
+  options_.transfer.semi.steps_per_epoch = 50;
+  const auto last_train_accuracy = [&](const std::string& view) {
+    options_.transfer.semi.labelled_view = view;
+    std::filesystem::remove_all(dir_ / "semi_scratch");
+    transfer("semi_scratch");
+    const auto metrics = report::read_metrics_csv(dir_ / "semi_scratch" / "metrics.csv");
+    const auto* accuracy = metrics.find("transfer.semi_scratch", "train_accuracy");
+    EXPECT_NE(accuracy, nullptr);
+    return accuracy == nullptr ? -1.0 : accuracy->back().value;
+  };
+  const double weak = last_train_accuracy("weak");
+  const double strong = last_train_accuracy("strong");
+  std::cout << "labelled batches' accuracy in epoch 2: weak view " << weak << ", blanked strong view " << strong
+            << '\n';
+  EXPECT_GE(weak, 0.95);
+  EXPECT_LE(strong, 0.75);
 }
 
 TEST(SemiSupervisedConfig, RunsUnchangedOnAFolderOfColourImages) {

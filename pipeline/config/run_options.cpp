@@ -117,6 +117,9 @@ SemiSupervisedOptions read_semi_supervised(config::Section& s) {
   o.rotation_weight = s.number("rotation_weight", o.rotation_weight, 0.0, 1000.0,
                                "weight of an auxiliary loss predicting the rotation (0/90/180/270) of unlabelled "
                                "images, through a 4-way head of its own; 0: none");
+  o.labelled_view = s.choice("labelled_view", o.labelled_view, {"weak", "strong"},
+                             "the labelled images' augmentation: weak (transfer.stages) or strong (transfer.stages, "
+                             "then strong_stages, as the unlabelled images' strong view)");
   return o;
 }
 

@@ -88,6 +88,7 @@ struct SemiSupervisedOptions {
   double ema_decay = 0.999;             // EMA of the weights, evaluated and saved; 0: none
   bool ema_warmup = false;              // the EMA's decay ramps up: min(ema_decay, (1 + t) / (10 + t))
   double rotation_weight = 0.0;         // auxiliary rotation loss on unlabelled images (0/90/180/270); 0: none
+  std::string labelled_view = "weak";   // weak: the transfer stages | strong: also the strong view's
   // The strong view's stages ([[transfer.semi.strong_stages]]) are components: AssembledRun.
 };
 
