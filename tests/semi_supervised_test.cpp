@@ -355,6 +355,7 @@ TEST_F(SemiSupervisedTransfer, LabelledViewStrongPassesTheLabelledImagesThroughT
   const double strong = last_train_accuracy("strong");
   std::cout << "labelled batches' accuracy in epoch 2: weak view " << weak << ", blanked strong view " << strong
             << '\n';
+  // Measured: 1 and 0.5; with the option ignored, 1 and 1.
   EXPECT_GE(weak, 0.95);
   EXPECT_LE(strong, 0.75);
 }

@@ -2,7 +2,8 @@
 // al., 2020) on the pretext backbone or a fresh one.
 //
 // Each step takes a labelled batch of B images in the weak view (the
-// transfer stages) and mu x B unlabelled images, each in a weak and a strong
+// transfer stages; the strong view with transfer.semi.labelled_view =
+// "strong") and mu x B unlabelled images, each in a weak and a strong
 // view (the transfer stages, then transfer.semi.strong_stages). Both views of
 // an image come out of the flow graph as adjacent samples of one joint epoch,
 // so the trainer does no augmentation of its own. The prediction on the weak
