@@ -226,6 +226,7 @@ class SemiSupervisedTransfer final : public TransferMethod {
       alignment = std::make_unique<DistributionAlignment>(target, semi.alignment_momentum, mean_over_ranks(in));
     }
     const stages::RepeatedViews weak_and_strong(2);
+    const auto& labelled_stages = semi.labelled_view == "strong" ? *in.strong_stages : *in.stages;
     progress.begin_phase(phase, semi.epochs, steps_per_epoch);
 
     TransferResult result;
@@ -234,7 +235,7 @@ class SemiSupervisedTransfer final : public TransferMethod {
       labelled.plan.order =
           cycled_order(in.split->labelled, o.seed, epoch, static_cast<std::size_t>(steps_per_epoch * labelled_batch));
       labelled.plan.key_by_position = true;  // an image drawn twice is augmented twice
-      labelled.stages = semi.labelled_view == "strong" ? *in.strong_stages : *in.stages;
+      labelled.stages = labelled_stages;
       stages::EpochSpec unlabelled = training_epoch(*in.train, {}, o, epoch, 2 * unlabelled_batch / ranks);
       unlabelled.plan.order = cycled_order(in.split->unlabelled, o.seed ^ 0x5EB1ULL, epoch,
                                            static_cast<std::size_t>(steps_per_epoch * unlabelled_batch));
