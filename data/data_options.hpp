@@ -17,6 +17,7 @@ struct DataOptions {
   std::int64_t labelled = 500;
   std::int64_t validation = 2000;
   std::int64_t unlabelled = 0;  // 0: all the rest
+  std::string labelled_draw = "random";  // random (the study's) | per_class (data/split.hpp)
   std::int64_t pad_to = 32;     // 0: keep the file's size
   // folder only: what each image is decoded to, and what a bad file does
   std::int64_t image_size = 32;

@@ -5,17 +5,20 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "data/image_set.hpp"
 #include "common/errors.hpp"
+#include "data/image_set.hpp"
+#include "data/split.hpp"
 #include "support/loader_test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -280,6 +283,98 @@ TEST(CheckLabels, NamesTheFirstLabelOutOfRange) {
   expect_input_error([&] { pretext::data::check_labels(set, 10); }, "memory-set", {"found 10 at index 2", "0..9"});
   set.labels = {0, -1};
   expect_input_error([&] { pretext::data::check_labels(set, 10); }, "memory-set", {"found -1 at index 1"});
+}
+
+// ---------------------------------------------------------------------------
+// The labelled / validation / unlabelled split
+
+using pretext::data::Label;
+using pretext::data::Split;
+using pretext::data::split_indices;
+using pretext::data::split_indices_per_class;
+
+/// 40 images of 4 classes, deliberately unbalanced: class c has 4 * (c + 1).
+std::vector<Label> unbalanced_labels() {
+  std::vector<Label> labels;
+  for (Label c = 0; c < 4; ++c) labels.insert(labels.end(), static_cast<std::size_t>(4 * (c + 1)), c);
+  return labels;
+}
+
+std::vector<int> class_counts(const std::vector<std::uint32_t>& indices, const std::vector<Label>& labels) {
+  std::vector<int> counts(4, 0);
+  for (const auto i : indices) ++counts[static_cast<std::size_t>(labels[i])];
+  return counts;
+}
+
+/// Every image is in exactly one part.
+void expect_partition(const Split& split, std::size_t total) {
+  std::set<std::uint32_t> seen;
+  for (const auto* part : {&split.labelled, &split.validation, &split.unlabelled})
+    for (const auto i : *part) {
+      EXPECT_LT(i, total);
+      EXPECT_TRUE(seen.insert(i).second) << "image " << i << " drawn twice";
+    }
+  EXPECT_EQ(seen.size(), total);
+}
+
+TEST(SplitPerClass, DrawsTheQuotaOfEachClassWithTheRemainderToTheFirstClasses) {
+  const std::vector<Label> labels = unbalanced_labels();
+  for (std::uint64_t seed = 0; seed < 5; ++seed) {
+    const Split split = split_indices_per_class(labels, 4, 10, 6, 0, seed, "memory-set");
+    EXPECT_EQ(class_counts(split.labelled, labels), (std::vector<int>{3, 3, 2, 2})) << "seed " << seed;
+    EXPECT_EQ(split.validation.size(), 6U);
+    EXPECT_EQ(split.unlabelled.size(), 24U);
+    expect_partition(split, labels.size());
+  }
+}
+
+TEST(SplitPerClass, IsDeterministicPerSeedAndFollowsTheUniformDrawsShuffle) {
+  const std::vector<Label> labels = unbalanced_labels();
+  const Split a = split_indices_per_class(labels, 4, 8, 6, 5, 7, "memory-set");
+  const Split b = split_indices_per_class(labels, 4, 8, 6, 5, 7, "memory-set");
+  EXPECT_EQ(a.labelled, b.labelled);
+  EXPECT_EQ(a.validation, b.validation);
+  EXPECT_EQ(a.unlabelled, b.unlabelled);
+  EXPECT_EQ(a.unlabelled.size(), 5U);
+  EXPECT_NE(split_indices_per_class(labels, 4, 8, 6, 5, 8, "memory-set").labelled, a.labelled);
+  // Its validation images are the uniform draw's shuffle, less the images
+  // the per-class draw took as labelled: only the labelled set is steered.
+  const Split uniform = split_indices(labels.size(), 8, 6, 5, 7, "memory-set");
+  std::vector<std::uint32_t> shuffle = uniform.labelled;
+  for (const auto* part : {&uniform.validation, &uniform.unlabelled})
+    shuffle.insert(shuffle.end(), part->begin(), part->end());
+  shuffle.erase(
+      std::remove_if(shuffle.begin(), shuffle.end(),
+                     [&](std::uint32_t i) { return std::count(a.labelled.begin(), a.labelled.end(), i) > 0; }),
+      shuffle.end());
+  EXPECT_EQ(a.validation, std::vector<std::uint32_t>(shuffle.begin(), shuffle.begin() + 6));
+}
+
+TEST(SplitPerClass, NeverDrawsImagesOfUnknownClassAsLabelled) {
+  std::vector<Label> labels = unbalanced_labels();
+  labels.insert(labels.end(), 20, -1);
+  const Split split = split_indices_per_class(labels, 4, 16, 4, 0, 3, "memory-set");
+  for (const auto i : split.labelled) EXPECT_GE(labels[i], 0) << "image " << i;
+  EXPECT_EQ(class_counts(split.labelled, labels), (std::vector<int>{4, 4, 4, 4}));
+  expect_partition(split, labels.size());
+}
+
+TEST(SplitPerClass, AClassShortOfItsQuotaIsAnInputErrorNamingTheClass) {
+  // Class 0 has 4 images; 20 labelled over 4 classes asks for 5 of each.
+  expect_input_error([] { split_indices_per_class(unbalanced_labels(), 4, 20, 4, 0, 0, "memory-set"); }, "memory-set",
+                     {"5 labelled images of class 0, found 4", "labelled_draw"});
+  expect_input_error([] { split_indices_per_class(unbalanced_labels(), 4, 30, 20, 0, 0, "memory-set"); }, "memory-set",
+                     {"data.validation (20)"});
+}
+
+TEST(SplitUniform, KeepsTheStudysDrawWhateverTheLabels) {
+  const Split split = split_indices(40, 10, 6, 0, 0, "memory-set");
+  EXPECT_EQ(split.labelled.size(), 10U);
+  EXPECT_EQ(split.validation.size(), 6U);
+  EXPECT_EQ(split.unlabelled.size(), 24U);
+  expect_partition(split, 40);
+  // The uniform draw at this seed is not balanced: per_class is not a no-op.
+  EXPECT_NE(class_counts(split.labelled, unbalanced_labels()), (std::vector<int>{3, 3, 2, 2}));
 }
 
 }  // namespace

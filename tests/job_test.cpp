@@ -157,6 +157,28 @@ TEST_F(TinyRun, SplitLargerThanTheDataIsAnInputError) {
   }
 }
 
+TEST_F(TinyRun, LabelledDrawPerClassTakesTheSameNumberOfEachClass) {
+  // write_synthetic_idx labels image i as i % 4.
+  const auto counts = [](const std::vector<std::uint32_t>& labelled) {
+    std::vector<int> per_class(4, 0);
+    for (const auto i : labelled) ++per_class[i % 4];
+    return per_class;
+  };
+  const Job per_class(JobRequest{config_, {"data.labelled_draw=per_class"}, dir_ / "never"});
+  EXPECT_EQ(counts(per_class.split().labelled), (std::vector<int>{15, 15, 15, 15}));
+  EXPECT_EQ(per_class.split().validation.size(), 60U);
+  const Job uniform(JobRequest{config_, {}, dir_ / "never"});  // the default: the study's uniform draw
+  EXPECT_NE(counts(uniform.split().labelled), (std::vector<int>{15, 15, 15, 15}));
+  EXPECT_EQ(uniform.split().labelled.size(), 60U);
+  try {
+    Job bad(JobRequest{config_, {"data.labelled_draw=balanced"}, dir_ / "never"});
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("data.labelled_draw"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("per_class"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(TinyRun, MissingDataFileIsAnInputError) {
   EXPECT_THROW(Job(JobRequest{config_, {"data.path=" + (dir_ / "nope-images-idx3-ubyte").string()}, dir_ / "x"}),
                InputError);

@@ -42,6 +42,9 @@ data::DataOptions read_data(config::Section& s) {
   d.validation = s.integer("validation", d.validation, 1, 10'000'000, "labelled validation images");
   d.unlabelled = s.integer("unlabelled", d.unlabelled, 0, 100'000'000,
                            "unlabelled images for the pretext task; 0: all that remain");
+  d.labelled_draw = s.choice("labelled_draw", d.labelled_draw, {"random", "per_class"},
+                             "random: the labelled images are a uniform draw (the study's protocol); per_class: "
+                             "data.labelled / classes of each class, as FixMatch draws them");
   // Folders are sized by image_size and packed files were sized when written: no padding by default.
   const bool decoded_already_sized = d.source == "folder" || d.source == "packed";
   d.pad_to = s.integer("pad_to", decoded_already_sized ? 0 : d.pad_to, 0, 4096,

@@ -109,7 +109,11 @@ void Job::load_data() {
     throw InputError(train_.origin + ": expected labelled images (transfer needs labels), found none labelled" +
                      (d.source == "folder" ? " (data.labelled_layout = false)" : ""));
   if (!d.test_path.empty()) data::check_labels(test_, classes_);
-  split_ = data::split_indices(train_.size(), d.labelled, d.validation, d.unlabelled, options().seed, train_.origin);
+  split_ =
+      d.labelled_draw == "per_class"
+          ? data::split_indices_per_class(train_.labels, classes_, d.labelled, d.validation, d.unlabelled,
+                                          options().seed, train_.origin)
+          : data::split_indices(train_.size(), d.labelled, d.validation, d.unlabelled, options().seed, train_.origin);
   if (split_.unlabelled.empty() && options().pretext.epochs > 0)
     throw InputError("no unlabelled images left in " + train_.origin + " for the pretext task");
   // Each rank trains on its equal share: a set smaller than that leaves a rank nothing.

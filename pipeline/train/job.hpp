@@ -48,6 +48,8 @@ class Job {
 
   [[nodiscard]] const RunOptions& options() const { return assembled_.options(); }
   [[nodiscard]] std::string resolved_config() const { return assembled_.resolved_config(); }
+  /// The training file's indices, drawn by data.labelled_draw with the seed.
+  [[nodiscard]] const data::Split& split() const { return split_; }
 
   /// Runs everything into the run directory and returns the summary.
   toml::table run(Progress& progress);
