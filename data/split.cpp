@@ -79,7 +79,7 @@ Split split_indices_per_class(const std::vector<Label>& labels, std::int64_t cla
   for (std::int64_t c = 0; c < classes; ++c)
     if (const std::int64_t missing = quota[static_cast<std::size_t>(c)]; missing > 0)
       throw InputError(origin + ": data.labelled_draw = \"per_class\" needs " + std::to_string(need(c)) +
-                       " labelled images of class " + std::to_string(c) + ", found " +
+                       " labelled images of class " + std::to_string(c) + ", but the file holds " +
                        std::to_string(need(c) - missing) +
                        "; expected a smaller data.labelled, or data.labelled_draw = \"random\"");
   fill_validation_and_unlabelled(split, rest, validation, unlabelled);

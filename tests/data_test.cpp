@@ -362,7 +362,7 @@ TEST(SplitPerClass, NeverDrawsImagesOfUnknownClassAsLabelled) {
 TEST(SplitPerClass, AClassShortOfItsQuotaIsAnInputErrorNamingTheClass) {
   // Class 0 has 4 images; 20 labelled over 4 classes asks for 5 of each.
   expect_input_error([] { split_indices_per_class(unbalanced_labels(), 4, 20, 4, 0, 0, "memory-set"); }, "memory-set",
-                     {"5 labelled images of class 0, found 4", "labelled_draw"});
+                     {"5 labelled images of class 0, but the file holds 4", "labelled_draw"});
   expect_input_error([] { split_indices_per_class(unbalanced_labels(), 4, 30, 20, 0, 0, "memory-set"); }, "memory-set",
                      {"data.validation (20)"});
 }
