@@ -31,13 +31,13 @@ std::vector<std::uint32_t> seeded_order(std::size_t total, std::uint64_t seed) {
   return order;
 }
 
-/// `rest` (in order) gives the validation images, then the unlabelled ones.
-void fill_validation_and_unlabelled(Split& split, const std::vector<std::uint32_t>& rest, std::int64_t validation,
+/// [first, last) in order gives the validation images, then the unlabelled ones.
+void fill_validation_and_unlabelled(Split& split, std::vector<std::uint32_t>::const_iterator first,
+                                    std::vector<std::uint32_t>::const_iterator last, std::int64_t validation,
                                     std::int64_t unlabelled) {
-  const auto begin = rest.begin();
-  const auto first_unlabelled = begin + validation;
-  split.validation.assign(begin, first_unlabelled);
-  const std::ptrdiff_t take = unlabelled > 0 ? unlabelled : rest.end() - first_unlabelled;
+  const auto first_unlabelled = first + validation;
+  split.validation.assign(first, first_unlabelled);
+  const std::ptrdiff_t take = unlabelled > 0 ? unlabelled : last - first_unlabelled;
   split.unlabelled.assign(first_unlabelled, first_unlabelled + take);
 }
 
@@ -46,11 +46,10 @@ void fill_validation_and_unlabelled(Split& split, const std::vector<std::uint32_
 Split split_indices(std::size_t total, std::int64_t labelled, std::int64_t validation, std::int64_t unlabelled,
                     std::uint64_t seed, const std::string& origin) {
   check_sizes(total, labelled, validation, unlabelled, origin);
-  std::vector<std::uint32_t> order = seeded_order(total, seed);
+  const std::vector<std::uint32_t> order = seeded_order(total, seed);
   Split split;
   split.labelled.assign(order.begin(), order.begin() + labelled);
-  order.erase(order.begin(), order.begin() + labelled);
-  fill_validation_and_unlabelled(split, order, validation, unlabelled);
+  fill_validation_and_unlabelled(split, order.begin() + labelled, order.end(), validation, unlabelled);
   return split;
 }
 
@@ -82,7 +81,7 @@ Split split_indices_per_class(const std::vector<Label>& labels, std::int64_t cla
                        " labelled images of class " + std::to_string(c) + ", but the file holds " +
                        std::to_string(need(c) - missing) +
                        "; expected a smaller data.labelled, or data.labelled_draw = \"random\"");
-  fill_validation_and_unlabelled(split, rest, validation, unlabelled);
+  fill_validation_and_unlabelled(split, rest.begin(), rest.end(), validation, unlabelled);
   return split;
 }
 
