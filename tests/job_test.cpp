@@ -365,6 +365,8 @@ TEST_F(TinyRun, SemiSupervisedMistakesAreConfigErrorsNamingFileLineAndKey) {
       {"[transfer.semi]\ndistribution_alignment = \"yes\"\n", 1, "transfer.semi.distribution_alignment"},
       {"[transfer.semi]\nalignment_momentum = 1.0\n", 1, "transfer.semi.alignment_momentum"},
       {"[transfer.semi]\nlabelled_view = \"strongest\"\n", 1, "transfer.semi.labelled_view"},
+      {"[transfer.semi]\npseudo_labeller = \"teacher\"\n", 1, "transfer.semi.pseudo_labeller"},
+      {"[transfer.semi]\nema_decay = 0.0\npseudo_labeller = \"average\"\n", 2, "transfer.semi.pseudo_labeller"},
       {"[transfer.semi]\nstrong_stages = [{ name = \"rand_augment\", magnitude = 11 }]\n", 1,
        "transfer.semi.strong_stages[0].magnitude"},
   };

@@ -117,6 +117,11 @@ SemiSupervisedOptions read_semi_supervised(config::Section& s) {
   o.ema_warmup = s.boolean("ema_warmup", o.ema_warmup,
                            "ramp the EMA's decay up as min(ema_decay, (1 + t) / (10 + t)) at update t, so the "
                            "average forgets the untrained first weights of a short run or a fresh backbone");
+  o.pseudo_labeller = s.choice("pseudo_labeller", o.pseudo_labeller, {"live", "average"},
+                               "which weights label the weak views: live (the weights being trained, FixMatch) or "
+                               "average (the EMA of the weights, in evaluation mode: a mean teacher)");
+  if (o.pseudo_labeller == "average" && o.ema_decay <= 0.0)
+    s.fail("pseudo_labeller", "\"live\" when ema_decay = 0: there is no average of the weights to label with");
   o.rotation_weight = s.number("rotation_weight", o.rotation_weight, 0.0, 1000.0,
                                "weight of an auxiliary loss predicting the rotation (0/90/180/270) of unlabelled "
                                "images, through a 4-way head of its own; 0: none");

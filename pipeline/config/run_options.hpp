@@ -87,6 +87,7 @@ struct SemiSupervisedOptions {
   double unlabelled_weight = 1.0;       // lambda_u: weight of the unlabelled loss
   double ema_decay = 0.999;             // EMA of the weights, evaluated and saved; 0: none
   bool ema_warmup = false;              // the EMA's decay ramps up: min(ema_decay, (1 + t) / (10 + t))
+  std::string pseudo_labeller = "live";  // live: the trained weights | average: the EMA (a mean teacher)
   double rotation_weight = 0.0;         // auxiliary rotation loss on unlabelled images (0/90/180/270); 0: none
   std::string labelled_view = "weak";   // weak: the transfer stages | strong: also the strong view's
   // The strong view's stages ([[transfer.semi.strong_stages]]) are components: AssembledRun.

@@ -210,6 +210,13 @@ class SemiSupervisedTransfer final : public TransferMethod {
       for (auto& p : average.head->parameters()) p.set_requires_grad(false);
     }
     Classifier& evaluated = averaging ? average : net;
+    // A mean teacher labels in evaluation mode: batch norm from its averaged
+    // statistics, so a weak batch's own statistics do not shape its labels.
+    const bool average_labels = averaging && semi.pseudo_labeller == "average";
+    if (average_labels) {
+      average.backbone->eval();
+      average.head->eval();
+    }
     WeightAverageDecay average_decay(semi.ema_decay, semi.ema_warmup);
     std::unique_ptr<SelfAdaptiveThreshold> adaptive;
     if (semi.thresholding == "self_adaptive") {
@@ -252,7 +259,8 @@ class SemiSupervisedTransfer final : public TransferMethod {
       const auto report = train_joint_epoch(
           {&labelled, &unlabelled}, compute,
           [&](const std::vector<BatchTensors>& parts) {
-            return step(in, parts, net, rotation_head.get(), {adaptive.get(), alignment.get()}, optimizer, schedule,
+            return step(in, parts, net, rotation_head.get(),
+                        {adaptive.get(), alignment.get(), average_labels ? &average : nullptr}, optimizer, schedule,
                         averaging ? &average : nullptr, average_decay, tally);
           },
           progress, epoch, &stop_hook, in.parallel);
@@ -289,10 +297,11 @@ class SemiSupervisedTransfer final : public TransferMethod {
   }
 
  private:
-  /// How pseudo-labels are made beyond the plain fixed threshold; either may be absent.
+  /// How pseudo-labels are made beyond the plain fixed threshold; each may be absent.
   struct PseudoLabelling {
     SelfAdaptiveThreshold* adaptive = nullptr;
     DistributionAlignment* alignment = nullptr;
+    Classifier* teacher = nullptr;  // labels the weak views instead of the live weights
   };
 
   StepResult step(const TransferInputs& in, const std::vector<BatchTensors>& parts, Classifier& net,
@@ -312,7 +321,8 @@ class SemiSupervisedTransfer final : public TransferMethod {
     torch::Tensor weak_logits;
     {
       torch::NoGradGuard no_grad;  // the pseudo-labels are targets, not trained through
-      weak_logits = compute.autocast_forward([&] { return net.head->forward(net.backbone->forward(weak)); });
+      Classifier& labeller = labelling.teacher != nullptr ? *labelling.teacher : net;
+      weak_logits = compute.autocast_forward([&] { return labeller.head->forward(labeller.backbone->forward(weak)); });
     }
     const torch::Tensor inputs = compute.place(torch::cat({labelled.images, strong}));
     const torch::Tensor logits =

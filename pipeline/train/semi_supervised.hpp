@@ -11,6 +11,9 @@
 // target of the strong view, weighted by lambda_u:
 //   loss = CE_labelled + lambda_u * mean_over_unlabelled(mask * CE(strong, pseudo-label))
 // An exponential moving average of the weights is what gets evaluated and saved.
+// With transfer.semi.pseudo_labeller = "average" it also makes the
+// pseudo-labels, in evaluation mode (a mean teacher, Tarvainen and Valpola,
+// 2017): its errors lag the live weights' instead of echoing them.
 #pragma once
 
 #include <cstdint>
