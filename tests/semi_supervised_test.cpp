@@ -331,10 +331,10 @@ TEST_F(SemiSupervisedTransfer, EmaWarmupLetsTheAverageOfAFreshBackboneForgetItsF
 
 TEST_F(SemiSupervisedTransfer, AnAveragePseudoLabellerLabelsWithTheAverageNotTheLiveWeights) {
   // A fixed threshold of 0.5 keeps every two-class pseudo-label. The live
-  // weights learn the moons from the labelled images and the unlabelled
-  // ones, so their pseudo-labels get better. An average at decay 0.999999
-  // without warm-up stays where the fresh backbone began; labelling with it
-  // keeps the untrained weights' pseudo-labels all run long.
+  // weights learn the moons from the labelled images, so their labels are
+  // mostly right. An average at decay 0.999999 without warm-up stays where
+  // the fresh backbone began; labelling with it keeps the untrained
+  // weights' labels, little better than chance, all run long.
   options_.transfer.semi.epochs = 3;
   options_.transfer.semi.steps_per_epoch = 50;
   options_.transfer.semi.threshold = 0.5;
