@@ -242,6 +242,19 @@ class SemiSupervisedTransfer : public ::testing::Test {
     return run_transfer(in, dir, progress);
   }
 
+  /// A fresh semi_scratch transfer's `metric`, one value an epoch, from its metrics.csv.
+  std::vector<double> semi_scratch_metric(const std::string& metric) {
+    std::filesystem::remove_all(dir_ / "semi_scratch");
+    transfer("semi_scratch");
+    const auto metrics = report::read_metrics_csv(dir_ / "semi_scratch" / "metrics.csv");
+    const auto* series = metrics.find("transfer.semi_scratch", metric);
+    EXPECT_NE(series, nullptr) << metric << " is recorded";
+    std::vector<double> by_epoch;
+    if (series != nullptr)
+      for (const auto& point : *series) by_epoch.push_back(point.value);
+    return by_epoch;
+  }
+
   std::filesystem::path dir_;
   data::ImageSet train_;
   data::Split split_;
@@ -341,15 +354,7 @@ TEST_F(SemiSupervisedTransfer, AnAveragePseudoLabellerLabelsWithTheAverageNotThe
   options_.transfer.semi.ema_decay = 0.999999;
   const auto pseudo_label_accuracy = [&](const std::string& labeller) {
     options_.transfer.semi.pseudo_labeller = labeller;
-    std::filesystem::remove_all(dir_ / "semi_scratch");
-    transfer("semi_scratch");
-    const auto metrics = report::read_metrics_csv(dir_ / "semi_scratch" / "metrics.csv");
-    const auto* accuracy = metrics.find("transfer.semi_scratch", "pseudo_label_accuracy");
-    EXPECT_NE(accuracy, nullptr);
-    std::vector<double> by_epoch;
-    if (accuracy != nullptr)
-      for (const auto& point : *accuracy) by_epoch.push_back(point.value);
-    return by_epoch;
+    return semi_scratch_metric("pseudo_label_accuracy");
   };
   const std::vector<double> live = pseudo_label_accuracy("live");
   const std::vector<double> average = pseudo_label_accuracy("average");
@@ -379,12 +384,8 @@ TEST_F(SemiSupervisedTransfer, LabelledViewStrongPassesTheLabelledImagesThroughT
   options_.transfer.semi.steps_per_epoch = 50;
   const auto last_train_accuracy = [&](const std::string& view) {
     options_.transfer.semi.labelled_view = view;
-    std::filesystem::remove_all(dir_ / "semi_scratch");
-    transfer("semi_scratch");
-    const auto metrics = report::read_metrics_csv(dir_ / "semi_scratch" / "metrics.csv");
-    const auto* accuracy = metrics.find("transfer.semi_scratch", "train_accuracy");
-    EXPECT_NE(accuracy, nullptr);
-    return accuracy == nullptr ? -1.0 : accuracy->back().value;
+    const std::vector<double> accuracy = semi_scratch_metric("train_accuracy");
+    return accuracy.empty() ? -1.0 : accuracy.back();
   };
   const double weak = last_train_accuracy("weak");
   const double strong = last_train_accuracy("strong");
