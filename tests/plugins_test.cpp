@@ -50,6 +50,31 @@ TEST_F(BuiltinPlugins, Conv4LeakyReluAndWidth) {
   EXPECT_EQ(backbone->forward(torch::rand({1, 1, 16, 16})).sizes(), (std::vector<std::int64_t>{1, 8, 1, 1}));
 }
 
+TEST_F(BuiltinPlugins, Conv4WidthsGiveEachBlockItsOwnFilters) {
+  auto options = section("widths = [4, 8, 16]\nblocks = 3\n");
+  auto model = host_.make_model(host_.resolve(ComponentKind::model, "conv4"), options);
+  auto backbone = model->make_backbone({{1, 16, 16}});
+  EXPECT_EQ(backbone->forward(torch::rand({2, 1, 16, 16})).sizes(), (std::vector<std::int64_t>{2, 16, 2, 2}));
+  EXPECT_EQ(backbone->feature_shape().channels, 16);
+  std::vector<std::int64_t> filters;
+  for (const auto& item : backbone->named_parameters())
+    if (item.key().find("conv") == 0 && item.key().find(".weight") != std::string::npos)
+      filters.push_back(item.value().size(0));
+  EXPECT_EQ(filters, (std::vector<std::int64_t>{4, 8, 16}));
+}
+
+TEST_F(BuiltinPlugins, Conv4WidthsNeedOneCountPerBlock) {
+  auto options = section("widths = [32, 64]\n");  // 4 blocks by default
+  try {
+    host_.make_model(host_.resolve(ComponentKind::model, "conv4"), options);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("widths"), std::string::npos) << message;
+    EXPECT_NE(message.find("one filter count per block: 4 of them, not 2"), std::string::npos) << message;
+  }
+}
+
 TEST_F(BuiltinPlugins, RotationMakesFourLabelledRotations) {
   auto options = section("");
   auto task = host_.make_pretext(host_.resolve(ComponentKind::pretext, "rotation"), options);

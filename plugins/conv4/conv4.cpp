@@ -4,6 +4,11 @@
 // [-> dropout] -> max-pool 2). With 32x32 input and 4 blocks the features
 // are width x 2 x 2. Head: one conv layer whose kernel covers the whole
 // feature map, giving (N, classes) logits.
+//
+// `widths` gives each block its own filter count instead, e.g. [32, 64, 128,
+// 256]: doubling with depth, as VGG and ResNet do, costs about the compute of
+// 64 everywhere (the 16x16 block dominates both) for 3.5x the parameters and
+// four times the features the head sees (docs/studies.md).
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -28,6 +33,9 @@ struct Conv4Options {
   double dropout = 0.3;
   bool batch_norm = true;
   std::vector<std::int64_t> dropout_after = {2, 4};
+  std::vector<std::int64_t> widths;  // one per block; from `width` when not given
+
+  [[nodiscard]] std::int64_t width_of(std::size_t block) const { return widths[block]; }
 
   explicit Conv4Options(pretext::Options& o) {
     width = o.integer("width", width, 1, 4096, "filters in every conv layer");
@@ -45,6 +53,11 @@ struct Conv4Options {
         dropout_after.end());
     dropout_after = o.integers("dropout_after", dropout_after, 1, blocks,
                                "1-based blocks whose activation is followed by dropout");
+    widths = o.integers("widths", {}, 1, 4096, "filters of each block, first to last; overrides width");
+    if (widths.empty()) widths.assign(static_cast<std::size_t>(blocks), width);
+    if (static_cast<std::int64_t>(widths.size()) != blocks)
+      o.fail("widths", "one filter count per block: " + std::to_string(blocks) + " of them, not " +
+                           std::to_string(widths.size()));
   }
 };
 
@@ -52,19 +65,19 @@ class Conv4Backbone final : public pretext::Backbone {
  public:
   Conv4Backbone(const Conv4Options& options, const pretext::ImageShape& input) : options_(options) {
     std::int64_t in = input.channels;
-    for (std::int64_t b = 0; b < options.blocks; ++b) {
+    for (std::size_t b = 0; b < options.widths.size(); ++b) {
       const std::string suffix = std::to_string(b + 1);
       convs_.push_back(register_module(
-          "conv" + suffix, torch::nn::Conv2d(torch::nn::Conv2dOptions(in, options.width, 3).padding(1))));
+          "conv" + suffix, torch::nn::Conv2d(torch::nn::Conv2dOptions(in, options.width_of(b), 3).padding(1))));
       if (options.batch_norm)
-        norms_.push_back(register_module("bn" + suffix, torch::nn::BatchNorm2d(options.width)));
-      in = options.width;
+        norms_.push_back(register_module("bn" + suffix, torch::nn::BatchNorm2d(options.width_of(b))));
+      in = options.width_of(b);
     }
     const std::int64_t shrink = std::int64_t{1} << options.blocks;
     if (input.height < shrink || input.width < shrink)
       throw std::invalid_argument("conv4: a " + std::to_string(input.height) + "x" + std::to_string(input.width) +
                                   " image is too small for " + std::to_string(options.blocks) + " blocks");
-    shape_ = {options.width, input.height / shrink, input.width / shrink};
+    shape_ = {options.widths.back(), input.height / shrink, input.width / shrink};
   }
 
   torch::Tensor forward(torch::Tensor x) override {
