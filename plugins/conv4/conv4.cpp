@@ -35,10 +35,8 @@ struct Conv4Options {
   std::vector<std::int64_t> dropout_after = {2, 4};
   std::vector<std::int64_t> widths;  // one per block; from `width` when not given
 
-  [[nodiscard]] std::int64_t width_of(std::size_t block) const { return widths[block]; }
-
   explicit Conv4Options(pretext::Options& o) {
-    width = o.integer("width", width, 1, 4096, "filters in every conv layer");
+    width = o.integer("width", width, 1, 4096, "filters in every conv layer, unless widths is given");
     blocks = o.integer("blocks", blocks, 1, 8, "conv blocks; each halves the spatial size");
     activation = o.choice("activation", activation, {"relu", "leaky_relu"}, "activation after batch norm");
     negative_slope = o.number("negative_slope", negative_slope, 0.0, 1.0, "slope of leaky_relu for x < 0");
@@ -67,11 +65,11 @@ class Conv4Backbone final : public pretext::Backbone {
     std::int64_t in = input.channels;
     for (std::size_t b = 0; b < options.widths.size(); ++b) {
       const std::string suffix = std::to_string(b + 1);
-      convs_.push_back(register_module(
-          "conv" + suffix, torch::nn::Conv2d(torch::nn::Conv2dOptions(in, options.width_of(b), 3).padding(1))));
-      if (options.batch_norm)
-        norms_.push_back(register_module("bn" + suffix, torch::nn::BatchNorm2d(options.width_of(b))));
-      in = options.width_of(b);
+      const std::int64_t out = options.widths[b];
+      convs_.push_back(
+          register_module("conv" + suffix, torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).padding(1))));
+      if (options.batch_norm) norms_.push_back(register_module("bn" + suffix, torch::nn::BatchNorm2d(out)));
+      in = out;
     }
     const std::int64_t shrink = std::int64_t{1} << options.blocks;
     if (input.height < shrink || input.width < shrink)
